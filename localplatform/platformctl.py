@@ -1,0 +1,585 @@
+#!/usr/bin/env python3
+"""Build, start, stop and check the local platform: the project's embedded default target.
+
+The platform is real software on this machine, bound to loopback:
+
+  etcd -> kube-apiserver (TLS, RBAC, admission) -> kube-controller-manager, kube-scheduler
+       -> kwok (simulated kubelets; nodes are created by the local_platform role)
+  moto server (the AWS API that Terraform applies to)
+
+Binaries are built from pinned Go modules (localplatform/build/*/go.mod) into a cache outside the
+repository, keyed by version, and rebuilt only when missing. Runtime state (PKI, etcd data, logs,
+pid files, kubeconfig) lives in the git-ignored ``.platform/`` folder of the checkout.
+
+Commands: build, up, down, status, env.  ``up`` twice is a no-op; ``down`` stops only processes this
+checkout started (pid files carry the process start time, so a reused pid is never signalled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+CONFIG = yaml.safe_load((HERE / "platform.yml").read_text())
+STATE = Path(os.environ.get("COLORS_PLATFORM_STATE", REPO / ".platform"))
+CACHE = Path(os.environ.get("COLORS_CACHE_DIR", Path.home() / ".cache" / "colors-deploy"))
+PORTS = CONFIG["ports"]
+VERSIONS = CONFIG["versions"]
+
+
+class PlatformError(Exception):
+    """A problem the operator can act on; printed without a traceback."""
+
+
+def log(msg: str) -> None:
+    print(f"[platform] {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Binaries: pinned Go builds cached outside the repository
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GoBuild:
+    name: str  # cache key prefix and module folder under localplatform/build
+    version: str
+    binaries: dict[str, str]  # binary name -> Go package
+    ldflags: str = ""
+
+    @property
+    def bindir(self) -> Path:
+        return CACHE / "bin" / f"{self.name}-v{self.version}"
+
+    def missing(self) -> list[str]:
+        return [b for b in self.binaries if not (self.bindir / b).is_file()]
+
+
+def _k8s_ldflags(version: str) -> str:
+    major, minor, _ = version.split(".")
+    pkg = "k8s.io/component-base/version"
+    return (f"-X {pkg}.gitVersion=v{version} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor}"
+            f" -X {pkg}.gitTreeState=clean -X {pkg}.buildDate=1970-01-01T00:00:00Z")
+
+
+BUILDS = [
+    GoBuild("etcd", VERSIONS["etcd"], {"etcd": "go.etcd.io/etcd/server/v3"}),
+    GoBuild("kubernetes", VERSIONS["kubernetes"], {
+        "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+        "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+    }, _k8s_ldflags(VERSIONS["kubernetes"])),
+    GoBuild("kwok", VERSIONS["kwok"], {"kwok": "sigs.k8s.io/kwok/cmd/kwok"}),
+]
+
+
+def binary(name: str) -> Path:
+    for build in BUILDS:
+        if name in build.binaries:
+            return build.bindir / name
+    raise KeyError(name)
+
+
+def _go() -> str:
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if not go:
+        raise PlatformError("the Go toolchain is not installed (needed once to build etcd, Kubernetes "
+                            "and kwok from pinned modules); install Go >= 1.24 and run `make toolchain`")
+    return go
+
+
+def build_all(force: bool = False) -> bool:
+    """Build every missing binary. Returns True when something was built."""
+    built = False
+    for build in BUILDS:
+        todo = list(build.binaries) if force else build.missing()
+        if not todo:
+            continue
+        built = True
+        _build(build, todo)
+    return built
+
+
+def _build(build: GoBuild, todo: list[str]) -> None:
+    go = _go()
+    moddir = HERE / "build" / build.name
+    tmp = build.bindir.with_name(build.bindir.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, GOFLAGS="-mod=readonly -trimpath")
+    pkgs = [build.binaries[b] for b in todo]
+    total = len(subprocess.run([go, "list", "-deps", *pkgs], cwd=moddir, env=env, check=True,
+                               capture_output=True, text=True).stdout.split())
+    log(f"building {', '.join(todo)} v{build.version} ({total} packages; a first build takes "
+        f"minutes on 2 cores, later ones come from {build.bindir})")
+    start = time.monotonic()
+    for name in todo:
+        cmd = [go, "build", "-v", "-ldflags", f"-s -w {build.ldflags}".strip(), "-o", str(tmp / name),
+               build.binaries[name]]
+        proc = subprocess.Popen(cmd, cwd=moddir, env=env, stderr=subprocess.PIPE, text=True)
+        compiled, tail = 0, []
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            compiled += 1
+            tail = (tail + [line.rstrip()])[-30:]
+            if compiled % 100 == 0:
+                log(f"  {name}: {compiled}/{total} packages compiled, {time.monotonic() - start:.0f}s")
+        if proc.wait() != 0:
+            raise PlatformError(f"building {name} failed:\n" + "\n".join(tail))
+        log(f"  {name}: built in {time.monotonic() - start:.0f}s")
+    build.bindir.mkdir(parents=True, exist_ok=True)
+    for name in todo:
+        os.replace(tmp / name, build.bindir / name)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# PKI and kubeconfigs
+# ----------------------------------------------------------------------------------------------
+
+PKI = STATE / "pki"
+KUBECONFIG = STATE / "kubeconfig"
+CONTEXT = "colors-local"
+
+
+def host_ip() -> str:
+    """The address the API server advertises (the endpoint of the `kubernetes` Service)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent; this only asks the routing table
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def ensure_pki() -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    PKI.mkdir(parents=True, exist_ok=True)
+    os.chmod(PKI, 0o700)
+    if (PKI / "ca.crt").exists() and (PKI / "sa.pub").exists() and (PKI / "admin.crt").exists():
+        return
+    log(f"generating the cluster PKI in {PKI}")
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def key_pem(key) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    def write(name: str, data: bytes, mode: int = 0o600) -> None:
+        path = PKI / name
+        path.write_bytes(data)
+        os.chmod(path, mode)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "colors-local-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=3650))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    write("ca.key", key_pem(ca_key))
+    write("ca.crt", ca.public_bytes(serialization.Encoding.PEM), 0o644)
+
+    def issue(name: str, cn: str, org: str | None, server: bool) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+        if org:
+            attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+        builder = (x509.CertificateBuilder().subject_name(x509.Name(attrs)).issuer_name(ca_name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=825)))
+        if server:
+            domain = CONFIG["kubernetes"]["cluster_domain"]
+            service_ip = next(ipaddress.ip_network(CONFIG["kubernetes"]["service_cidr"]).hosts())
+            sans = [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default",
+                                              "kubernetes.default.svc", f"kubernetes.default.svc.{domain}")]
+            sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in {"127.0.0.1", host_ip()}]
+            sans.append(x509.IPAddress(service_ip))
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            usage = ExtendedKeyUsageOID.SERVER_AUTH
+        else:
+            usage = ExtendedKeyUsageOID.CLIENT_AUTH
+        cert = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).sign(ca_key, hashes.SHA256())
+        write(f"{name}.key", key_pem(key))
+        write(f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+    issue("apiserver", "kube-apiserver", None, server=True)
+    # Cluster administrator of the local platform (the kubeconfig handed to Ansible and to people).
+    issue("admin", "colors-local-admin", "system:masters", server=False)
+    issue("kube-controller-manager", "system:kube-controller-manager", None, server=False)
+    issue("kube-scheduler", "system:kube-scheduler", None, server=False)
+    # kwok stands in for every kubelet at once, which the Node authorizer cannot express.
+    issue("kwok", "kwok-controller", "system:masters", server=False)
+
+    sa_key = ec.generate_private_key(ec.SECP256R1())
+    write("sa.key", key_pem(sa_key))
+    write("sa.pub", sa_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
+    for user in ("admin", "kube-controller-manager", "kube-scheduler", "kwok"):
+        path = KUBECONFIG if user == "admin" else PKI / f"{user}.kubeconfig"
+        write_kubeconfig(path, user)
+
+
+def write_kubeconfig(path: Path, user: str) -> None:
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": CONTEXT, "preferences": {},
+        "clusters": [{"name": CONTEXT, "cluster": {
+            "server": f"https://127.0.0.1:{PORTS['kube_apiserver']}",
+            "certificate-authority": str(PKI / "ca.crt")}}],
+        "users": [{"name": user, "user": {"client-certificate": str(PKI / f"{user}.crt"),
+                                          "client-key": str(PKI / f"{user}.key")}}],
+        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": user}}],
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.chmod(path, 0o600)
+
+
+# ----------------------------------------------------------------------------------------------
+# Components
+# ----------------------------------------------------------------------------------------------
+
+def _https_get(url: str, client: bool) -> tuple[int, str]:
+    ctx = ssl.create_default_context(cafile=str(PKI / "ca.crt")) if client else ssl._create_unverified_context()  # noqa: S323 - controller-manager and scheduler serve self-signed health endpoints on loopback
+    if client:
+        ctx.load_cert_chain(str(PKI / "admin.crt"), str(PKI / "admin.key"))
+    return _get(url, ctx)
+
+
+def _get(url: str, ctx: ssl.SSLContext | None = None) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=3, context=ctx) as resp:  # noqa: S310 - loopback URLs built here
+            return resp.status, resp.read(4096).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(4096).decode(errors="replace")
+
+
+@dataclass
+class Component:
+    name: str
+    port_keys: list[str]
+    command: list[str]
+    health: tuple[str, str]  # (kind, url): kind is http, https-client or https-selfsigned
+    env: dict[str, str] = field(default_factory=dict)
+    start_timeout: float = 60.0
+
+    @property
+    def pidfile(self) -> Path:
+        return STATE / "run" / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return STATE / "logs" / f"{self.name}.log"
+
+    def healthy(self) -> bool:
+        kind, url = self.health
+        try:
+            if kind == "http":
+                status, _ = _get(url)
+            else:
+                status, _ = _https_get(url, client=(kind == "https-client"))
+        except (OSError, ssl.SSLError):
+            return False
+        return status == 200
+
+    def running_pid(self) -> int | None:
+        """The pid this checkout started, if that very process is still alive."""
+        try:
+            pid_text, started = self.pidfile.read_text().split()
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            return None
+        return pid if _start_time(pid) == started else None
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":  # a zombie has finished; it only waits to be reaped
+        return None
+    return fields[19]
+
+
+def components() -> list[Component]:
+    p = PORTS
+    k8s = CONFIG["kubernetes"]
+    venv_bin = Path(sys.executable).parent
+    common_k8s = ["--v=1"]
+    return [
+        Component("etcd", ["etcd_client", "etcd_peer"], [
+            str(binary("etcd")), "--name=colors-local", f"--data-dir={STATE / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{p['etcd_client']}",
+            f"--advertise-client-urls=http://127.0.0.1:{p['etcd_client']}",
+            f"--listen-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
+            f"--initial-cluster=colors-local=http://127.0.0.1:{p['etcd_peer']}",
+            "--log-level=warn",
+        ], ("http", f"http://127.0.0.1:{p['etcd_client']}/health")),
+        Component("kube-apiserver", ["kube_apiserver"], [
+            str(binary("kube-apiserver")), *common_k8s,
+            f"--etcd-servers=http://127.0.0.1:{p['etcd_client']}",
+            "--bind-address=127.0.0.1", f"--secure-port={p['kube_apiserver']}",
+            f"--advertise-address={host_ip()}",
+            f"--tls-cert-file={PKI / 'apiserver.crt'}", f"--tls-private-key-file={PKI / 'apiserver.key'}",
+            f"--client-ca-file={PKI / 'ca.crt'}",
+            f"--service-account-key-file={PKI / 'sa.pub'}",
+            f"--service-account-signing-key-file={PKI / 'sa.key'}",
+            f"--service-account-issuer=https://kubernetes.default.svc.{k8s['cluster_domain']}",
+            f"--service-cluster-ip-range={k8s['service_cidr']}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            "--allow-privileged=true", "--profiling=false", "--anonymous-auth=true",
+        ], ("https-client", f"https://127.0.0.1:{p['kube_apiserver']}/readyz"), start_timeout=90),
+        Component("kube-controller-manager", ["kube_controller_manager"], [
+            str(binary("kube-controller-manager")), *common_k8s,
+            *_kubeconfig_flags("kube-controller-manager"),
+            "--bind-address=127.0.0.1", f"--secure-port={p['kube_controller_manager']}",
+            f"--root-ca-file={PKI / 'ca.crt'}",
+            f"--service-account-private-key-file={PKI / 'sa.key'}",
+            f"--cluster-signing-cert-file={PKI / 'ca.crt'}", f"--cluster-signing-key-file={PKI / 'ca.key'}",
+            f"--service-cluster-ip-range={k8s['service_cidr']}",
+            "--use-service-account-credentials=true", "--leader-elect=false",
+            "--cluster-name=colors-local", "--profiling=false",
+        ], ("https-selfsigned", f"https://127.0.0.1:{p['kube_controller_manager']}/healthz")),
+        Component("kube-scheduler", ["kube_scheduler"], [
+            str(binary("kube-scheduler")), *common_k8s,
+            *_kubeconfig_flags("kube-scheduler"),
+            "--bind-address=127.0.0.1", f"--secure-port={p['kube_scheduler']}",
+            "--leader-elect=false", "--profiling=false",
+        ], ("https-selfsigned", f"https://127.0.0.1:{p['kube_scheduler']}/healthz")),
+        Component("kwok", ["kwok"], [
+            str(binary("kwok")), f"--kubeconfig={PKI / 'kwok.kubeconfig'}",
+            f"--config={HERE / 'kwok-stages.yaml'}",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--server-address=127.0.0.1:{p['kwok']}", "--cidr=10.244.0.0/16",
+        ], ("http", f"http://127.0.0.1:{p['kwok']}/healthz")),
+        Component("moto", ["moto"], [
+            str(venv_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(p["moto"]),
+        ], ("http", f"http://127.0.0.1:{p['moto']}/moto-api/"),
+            env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}),
+    ]
+
+
+def _kubeconfig_flags(user: str) -> list[str]:
+    path = PKI / f"{user}.kubeconfig"
+    return [f"--kubeconfig={path}", f"--authentication-kubeconfig={path}", f"--authorization-kubeconfig={path}"]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def start(comp: Component) -> bool:
+    """Start one component unless this checkout already runs it. Returns True when started."""
+    if comp.running_pid():
+        if comp.healthy():
+            return False
+        if _wait_healthy(comp, 15):
+            return False
+        raise PlatformError(f"{comp.name} (pid {comp.running_pid()}) is running but unhealthy; "
+                            f"see {comp.logfile} or run `make down && make up`:\n{_log_tail(comp.logfile)}")
+    for key in comp.port_keys:
+        if port_in_use(PORTS[key]):
+            raise PlatformError(
+                f"port {PORTS[key]} on 127.0.0.1, needed by {comp.name} ({key} in "
+                f"localplatform/platform.yml), is in use by another process; stop that process "
+                f"(`ss -ltnp 'sport = :{PORTS[key]}'` names it) or change the port in platform.yml")
+    exe = Path(comp.command[0])
+    if not exe.is_file():
+        raise PlatformError(f"{comp.name}: binary {exe} is missing; run `make toolchain`")
+    comp.pidfile.parent.mkdir(parents=True, exist_ok=True)
+    comp.logfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(comp.logfile, "ab") as logf:
+        proc = subprocess.Popen(comp.command, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, **comp.env), start_new_session=True, cwd=STATE)
+    started = _start_time(proc.pid)
+    comp.pidfile.write_text(f"{proc.pid} {started}\n")
+    if not _wait_healthy(comp, comp.start_timeout, proc):
+        if proc.poll() is not None:
+            comp.pidfile.unlink(missing_ok=True)
+            raise PlatformError(f"{comp.name} exited with code {proc.returncode} while starting; "
+                                f"last lines of {comp.logfile}:\n{_log_tail(comp.logfile)}")
+        raise PlatformError(f"{comp.name} did not become healthy within {comp.start_timeout:.0f}s "
+                            f"({comp.health[1]}); last lines of {comp.logfile}:\n{_log_tail(comp.logfile)}")
+    return True
+
+
+def _wait_healthy(comp: Component, timeout: float, proc: subprocess.Popen | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        if comp.healthy():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def stop(comp: Component, timeout: float = 20) -> bool:
+    pid = comp.running_pid()
+    comp_was_running = pid is not None
+    if pid:
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _start_time(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _start_time(pid):
+            os.killpg(pid, signal.SIGKILL)
+    comp.pidfile.unlink(missing_ok=True)
+    return comp_was_running
+
+
+# ----------------------------------------------------------------------------------------------
+# Commands
+# ----------------------------------------------------------------------------------------------
+
+def endpoints() -> dict[str, str]:
+    return {
+        "kubeconfig": str(KUBECONFIG),
+        "context": CONTEXT,
+        "kube_apiserver": f"https://127.0.0.1:{PORTS['kube_apiserver']}",
+        "aws_endpoint_url": f"http://127.0.0.1:{PORTS['moto']}",
+        "aws_region": CONFIG["aws"]["region"],
+    }
+
+
+def cmd_up(args: argparse.Namespace) -> dict:
+    t0 = time.monotonic()
+    built = build_all()
+    STATE.mkdir(parents=True, exist_ok=True)
+    ensure_pki()
+    started = []
+    for comp in components():
+        if start(comp):
+            started.append(comp.name)
+            log(f"{comp.name} started (pid {comp.running_pid()}, log {comp.logfile})")
+    if not started:
+        log("every component was already running and healthy; nothing to do")
+    return {"changed": bool(started or built), "started": started, "built": built,
+            "seconds": round(time.monotonic() - t0, 2), **endpoints()}
+
+
+def cmd_down(args: argparse.Namespace) -> dict:
+    stopped = [c.name for c in reversed(components()) if stop(c)]
+    if args.purge and STATE.exists():
+        shutil.rmtree(STATE)
+    log(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return {"changed": bool(stopped) or args.purge, "stopped": stopped}
+
+
+def cmd_status(args: argparse.Namespace) -> dict:
+    report = {}
+    for comp in components():
+        pid = comp.running_pid()
+        report[comp.name] = {"pid": pid, "healthy": bool(pid) and comp.healthy(), "log": str(comp.logfile)}
+    return {"changed": False, "components": report,
+            "healthy": all(c["healthy"] for c in report.values()), **endpoints()}
+
+
+def cmd_build(args: argparse.Namespace) -> dict:
+    return {"changed": build_all(force=args.force),
+            "binaries": {n: str(b.bindir / n) for b in BUILDS for n in b.binaries}}
+
+
+TF_MIRROR_CANDIDATES = [os.environ.get("COLORS_TF_PLUGIN_MIRROR", ""), "/opt/tf-plugins",
+                        str(Path.home() / ".terraform.d" / "plugins"), "/usr/share/terraform/plugins"]
+TF_AWS = "registry.terraform.io/hashicorp/aws"
+
+
+def cmd_terraformrc(args: argparse.Namespace) -> dict:
+    """Write a Terraform CLI configuration that installs hashicorp/aws from the machine's mirror."""
+    if not shutil.which("terraform"):
+        raise PlatformError("the terraform CLI is not installed (no registry here serves it); "
+                            "install Terraform >= 1.11 on the PATH")
+    mirror = next((Path(c) for c in TF_MIRROR_CANDIDATES if c and (Path(c) / TF_AWS).is_dir()), None)
+    if mirror is None:
+        raise PlatformError(f"no filesystem mirror holding {TF_AWS} was found (looked in "
+                            f"{', '.join(c for c in TF_MIRROR_CANDIDATES if c)}); set COLORS_TF_PLUGIN_MIRROR")
+    cache = CACHE / "terraform-plugins"
+    cache.mkdir(parents=True, exist_ok=True)
+    rc = STATE / "terraform.rc"
+    text = (f'# Written by localplatform/platformctl.py terraformrc\n'
+            f'plugin_cache_dir = "{cache}"\n'
+            f'provider_installation {{\n'
+            f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["{TF_AWS}"]\n  }}\n'
+            f'  direct {{\n    exclude = ["{TF_AWS}"]\n  }}\n}}\n')
+    changed = not rc.exists() or rc.read_text() != text
+    if changed:
+        STATE.mkdir(parents=True, exist_ok=True)
+        rc.write_text(text)
+    versions = sorted(p.name for p in (mirror / TF_AWS).iterdir())
+    return {"changed": changed, "path": str(rc), "mirror": str(mirror), "aws_provider_versions": versions}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="build what is missing, then start every component (idempotent)")
+    down = sub.add_parser("down", help="stop the components this checkout started")
+    down.add_argument("--purge", action="store_true", help="also delete .platform/ (PKI, etcd data, logs)")
+    sub.add_parser("status", help="report each component; exit 1 when any is down")
+    build = sub.add_parser("build", help="build the pinned binaries into the cache")
+    build.add_argument("--force", action="store_true", help="rebuild even when cached")
+    sub.add_parser("env", help="print shell exports for the platform's endpoints")
+    sub.add_parser("terraformrc", help="write .platform/terraform.rc for the machine's provider mirror")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "env":
+            ep = endpoints()
+            print(f"export KUBECONFIG={ep['kubeconfig']}\nexport AWS_ENDPOINT_URL={ep['aws_endpoint_url']}\n"
+                  f"export AWS_DEFAULT_REGION={ep['aws_region']}")
+            return 0
+        result = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "build": cmd_build,
+                  "terraformrc": cmd_terraformrc}[args.command](args)
+    except PlatformError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    if args.command == "status" and not result["healthy"]:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
