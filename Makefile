@@ -18,7 +18,8 @@ ENVIRONMENTS := local staging prod
 PLATFORMCTL := $(VENV)/bin/python localplatform/platformctl.py
 
 export COLORS_CACHE_DIR := $(CACHE)
-export PATH := $(VENV)/bin:/usr/local/go/bin:$(PATH)
+# .platform/bin links the pinned binaries (kubectl of the cluster's minor among them).
+export PATH := $(CURDIR)/.platform/bin:$(VENV)/bin:/usr/local/go/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.platform/terraform.rc
 export TF_PLUGIN_CACHE_DIR := $(CACHE)/terraform-plugins

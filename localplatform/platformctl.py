@@ -18,6 +18,7 @@ checkout started (pid files carry the process start time, so a reused pid is nev
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import ipaddress
 import json
@@ -85,6 +86,8 @@ BUILDS = [
         "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
         "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
         "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+        # The client of the same minor as the server (the machine's kubectl may be older).
+        "kubectl": "k8s.io/kubernetes/cmd/kubectl",
     }, _k8s_ldflags(VERSIONS["kubernetes"])),
     GoBuild("kwok", VERSIONS["kwok"], {"kwok": "sigs.k8s.io/kwok/cmd/kwok"}),
 ]
@@ -105,15 +108,24 @@ def _go() -> str:
     return go
 
 
+BIN_LINKS = STATE / "bin"
+
+
 def build_all(force: bool = False) -> bool:
-    """Build every missing binary. Returns True when something was built."""
+    """Build every missing binary and link them into .platform/bin. Returns True when something was built."""
     built = False
     for build in BUILDS:
         todo = list(build.binaries) if force else build.missing()
-        if not todo:
-            continue
-        built = True
-        _build(build, todo)
+        if todo:
+            built = True
+            _build(build, todo)
+    BIN_LINKS.mkdir(parents=True, exist_ok=True)
+    for build in BUILDS:
+        for name in build.binaries:
+            link = BIN_LINKS / name
+            if not link.is_symlink() or os.readlink(link) != str(build.bindir / name):
+                link.unlink(missing_ok=True)
+                link.symlink_to(build.bindir / name)
     return built
 
 
@@ -133,11 +145,10 @@ def _build(build: GoBuild, todo: list[str]) -> None:
         cmd = [go, "build", "-v", "-ldflags", f"-s -w {build.ldflags}".strip(), "-o", str(tmp / name),
                build.binaries[name]]
         proc = subprocess.Popen(cmd, cwd=moddir, env=env, stderr=subprocess.PIPE, text=True)
-        compiled, tail = 0, []
+        tail: collections.deque[str] = collections.deque(maxlen=30)
         assert proc.stderr is not None
-        for line in proc.stderr:
-            compiled += 1
-            tail = (tail + [line.rstrip()])[-30:]
+        for compiled, line in enumerate(proc.stderr, start=1):
+            tail.append(line.rstrip())
             if compiled % 100 == 0:
                 log(f"  {name}: {compiled}/{total} packages compiled, {time.monotonic() - start:.0f}s")
         if proc.wait() != 0:
@@ -179,7 +190,7 @@ def ensure_pki() -> None:
     if (PKI / "ca.crt").exists() and (PKI / "sa.pub").exists() and (PKI / "admin.crt").exists():
         return
     log(f"generating the cluster PKI in {PKI}")
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def key_pem(key) -> bytes:
         return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -1,0 +1,39 @@
+"""Helpers shared by the unit and integration tests (imported as `helpers`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PLATFORM = yaml.safe_load((REPO / "localplatform" / "platform.yml").read_text())
+STATE = Path(os.environ.get("COLORS_PLATFORM_STATE", REPO / ".platform"))
+KUBECONFIG = STATE / "kubeconfig"
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment `make` gives the tools: the venv and the pinned binaries first on PATH."""
+    path = os.pathsep.join([str(STATE / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])
+    return dict(os.environ, PATH=path, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                ANSIBLE_FORCE_COLOR="0", **extra)
+
+
+def run(argv: list[str], timeout: float = 600, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=REPO, env=tool_env(**extra), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def ansible_playbook(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return run([str(Path(sys.executable).parent / "ansible-playbook"), *args], timeout=timeout)
+
+
+def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """The counters of the PLAY RECAP line for localhost."""
+    for line in result.stdout.splitlines():
+        if line.startswith("localhost") and "ok=" in line:
+            return {k: int(v) for k, v in (part.split("=") for part in line.split()[2:])}
+    raise AssertionError(f"no PLAY RECAP in output:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")

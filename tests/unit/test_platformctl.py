@@ -1,0 +1,122 @@
+"""Unit tests of localplatform/platformctl.py: process bookkeeping, PKI, error messages."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import sys
+
+import pytest
+import yaml
+from helpers import REPO
+
+
+@pytest.fixture
+def ctl(tmp_path, monkeypatch):
+    """A fresh platformctl module whose state folder is a temporary directory."""
+    monkeypatch.setenv("COLORS_PLATFORM_STATE", str(tmp_path / "state"))
+    spec = importlib.util.spec_from_file_location("platformctl", REPO / "localplatform" / "platformctl.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "platformctl", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _component(ctl, command, port_key="probe", health=("http", "http://127.0.0.1:9/never")):
+    return ctl.Component("probe-component", [port_key], command, health, start_timeout=5)
+
+
+def test_port_in_use_is_refused_naming_component_port_and_setting(ctl, monkeypatch):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        monkeypatch.setitem(ctl.PORTS, "probe", port)
+        with pytest.raises(ctl.PlatformError) as err:
+            ctl.start(_component(ctl, [sys.executable, "-c", "pass"]))
+    message = str(err.value)
+    assert f"port {port}" in message and "probe-component" in message and "platform.yml" in message
+
+
+def test_missing_binary_names_the_fix(ctl, monkeypatch):
+    monkeypatch.setitem(ctl.PORTS, "probe", _free_port())
+    with pytest.raises(ctl.PlatformError, match="missing; run `make toolchain`"):
+        ctl.start(_component(ctl, ["/nonexistent/kube-apiserver"]))
+
+
+def test_component_that_dies_while_starting_is_reported_with_its_log(ctl, monkeypatch):
+    monkeypatch.setitem(ctl.PORTS, "probe", _free_port())
+    command = [sys.executable, "-c", "import sys; print('fatal: bad flag --foo'); sys.exit(3)"]
+    with pytest.raises(ctl.PlatformError) as err:
+        ctl.start(_component(ctl, command))
+    assert "exited with code 3" in str(err.value)
+    assert "fatal: bad flag --foo" in str(err.value)
+
+
+def test_component_is_started_health_checked_and_stopped(ctl, monkeypatch):
+    port = _free_port()
+    monkeypatch.setitem(ctl.PORTS, "probe", port)
+    server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    comp = _component(ctl, server, health=("http", f"http://127.0.0.1:{port}/"))
+    assert ctl.start(comp) is True
+    pid = comp.running_pid()
+    assert pid and comp.healthy()
+    assert ctl.start(comp) is False  # already running and healthy: nothing to do
+    assert ctl.stop(comp) is True
+    assert comp.running_pid() is None and ctl._start_time(pid) is None
+    assert ctl.stop(comp) is False
+
+
+def test_a_pid_file_of_another_process_is_never_trusted(ctl):
+    comp = _component(ctl, ["true"])
+    comp.pidfile.parent.mkdir(parents=True)
+    comp.pidfile.write_text(f"{os.getpid()} 1\n")  # our pid, but not our start time
+    assert comp.running_pid() is None
+    comp.pidfile.write_text(f"{os.getpid()} {ctl._start_time(os.getpid())}\n")
+    assert comp.running_pid() == os.getpid()
+
+
+def test_pki_issues_the_identities_the_cluster_needs(ctl):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    ctl.ensure_pki()
+
+    def cert(name):
+        return x509.load_pem_x509_certificate((ctl.PKI / f"{name}.crt").read_bytes())
+
+    admin = cert("admin")
+    assert admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
+    sans = cert("apiserver").extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "kubernetes.default.svc" in sans.get_values_for_type(x509.DNSName)
+    assert "127.0.0.1" in {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    assert cert("kube-scheduler").subject.rfc4514_string() == "CN=system:kube-scheduler"
+    assert oct(ctl.PKI.joinpath("ca.key").stat().st_mode & 0o777) == "0o600"
+
+    kubeconfig = yaml.safe_load(ctl.KUBECONFIG.read_text())
+    assert kubeconfig["current-context"] == "colors-local"
+    assert kubeconfig["clusters"][0]["cluster"]["server"].endswith(f":{ctl.PORTS['kube_apiserver']}")
+
+
+def test_terraformrc_points_at_the_provider_mirror(ctl, tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    (mirror / ctl.TF_AWS / "5.100.0").mkdir(parents=True)
+    monkeypatch.setattr(ctl, "TF_MIRROR_CANDIDATES", [str(mirror)])
+    result = ctl.cmd_terraformrc(None)
+    text = (ctl.STATE / "terraform.rc").read_text()
+    assert f'path    = "{mirror}"' in text and "direct {" in text
+    assert result["aws_provider_versions"] == ["5.100.0"] and result["changed"] is True
+    assert ctl.cmd_terraformrc(None)["changed"] is False
+
+
+def test_terraformrc_without_mirror_says_where_it_looked(ctl, tmp_path, monkeypatch):
+    monkeypatch.setattr(ctl, "TF_MIRROR_CANDIDATES", [str(tmp_path / "nowhere")])
+    with pytest.raises(ctl.PlatformError, match="no filesystem mirror"):
+        ctl.cmd_terraformrc(None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,74 @@
+"""Every role follows the house layout: prefixed, documented defaults in sync with argument specs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from helpers import REPO
+
+ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if p.is_dir())
+
+
+def _defaults(role: str) -> dict:
+    path = REPO / "roles" / role / "defaults" / "main.yml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+def _spec(role: str) -> dict:
+    return yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+
+
+def test_there_are_roles():
+    assert {"preflight", "local_platform", "app_release"} <= set(ROLES)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_has_readme_specs_and_molecule_scenario(role):
+    base = REPO / "roles" / role
+    for rel in ("README.md", "meta/main.yml", "meta/argument_specs.yml", "molecule/default/molecule.yml",
+                "molecule/default/converge.yml", "molecule/default/verify.yml"):
+        assert (base / rel).is_file(), f"roles/{role}/{rel} is missing"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_are_prefixed_and_commented(role):
+    path = REPO / "roles" / role / "defaults" / "main.yml"
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"^([a-z_][a-z0-9_]*):", line)
+        if not m:
+            continue
+        assert m.group(1).startswith(f"{role}_"), f"{role} default {m.group(1)} lacks the '{role}_' prefix"
+        assert i > 0 and lines[i - 1].startswith("#"), f"{role} default {m.group(1)} has no comment above it"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_argument_spec_declares_every_default_with_the_same_value(role):
+    options = _spec(role)["main"]["options"]
+    for name, value in _defaults(role).items():
+        assert name in options, f"roles/{role}: default {name} is not declared in meta/argument_specs.yml"
+        if isinstance(value, str) and "{{" in value:
+            continue  # templated defaults are described in prose in the spec
+        assert options[name].get("default") == value, (
+            f"roles/{role}: {name} defaults to {value!r} but the argument spec says {options[name].get('default')!r}")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_option_is_typed_and_described(role):
+    for entry, spec in _spec(role).items():
+        for name, option in spec.get("options", {}).items():
+            assert option.get("type"), f"roles/{role} {entry}.{name} has no type"
+            assert option.get("description"), f"roles/{role} {entry}.{name} has no description"
+            if not name.startswith(f"{role}_"):
+                assert name.startswith("colors_"), f"roles/{role} {entry}.{name}: use the role or colors_ prefix"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_readme_documents_every_public_variable(role):
+    readme = (REPO / "roles" / role / "README.md").read_text()
+    for name in _spec(role)["main"]["options"]:
+        assert f"`{name}`" in readme, f"roles/{role}/README.md does not document {name}"

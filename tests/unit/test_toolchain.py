@@ -1,0 +1,85 @@
+"""The pinned toolchain satisfies what the project declares (collections, versions, pins)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import PLATFORM, REPO
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+REQUIREMENTS = yaml.safe_load((REPO / "collections" / "requirements.yml").read_text())["collections"]
+FQCN = re.compile(r"\b([a-z0-9_]+)\.([a-z0-9_]+)\.[a-z0-9_]+\b")
+YAML_SOURCES = [p for d in ("playbooks", "roles", "molecule") for p in (REPO / d).rglob("*.yml")]
+
+
+def installed_collections() -> dict[str, str]:
+    out = subprocess.run([str(Path(sys.executable).parent / "ansible-galaxy"), "collection", "list",
+                          "--format", "json"], capture_output=True, text=True, check=True).stdout
+    found: dict[str, str] = {}
+    for collections in json.loads(out).values():
+        for name, info in collections.items():
+            found.setdefault(name, info["version"])
+    return found
+
+
+@pytest.mark.parametrize("entry", REQUIREMENTS, ids=lambda e: e["name"])
+def test_installed_collection_satisfies_requirements(entry):
+    installed = installed_collections()
+    assert entry["name"] in installed, f"{entry['name']} is not installed with the pinned ansible package"
+    version = Version(installed[entry["name"]])
+    assert version in SpecifierSet(entry["version"]), (
+        f"{entry['name']} {version} does not satisfy {entry['version']} in collections/requirements.yml")
+
+
+def test_every_collection_used_is_declared():
+    declared = {e["name"] for e in REQUIREMENTS} | {"ansible.builtin"}
+    used = set()
+    for path in YAML_SOURCES:
+        for data in yaml.safe_load_all(path.read_text()):
+            for key in _keys(data):
+                if m := FQCN.fullmatch(key):
+                    used.add(f"{m.group(1)}.{m.group(2)}")
+    undeclared = {c for c in used if c not in declared}
+    assert not undeclared, f"collections used but missing from collections/requirements.yml: {sorted(undeclared)}"
+    assert "kubernetes.core" in used  # the scan found real task keys
+
+
+def _keys(data):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield str(key)
+            yield from _keys(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _keys(item)
+
+
+def test_platform_versions_match_the_pinned_go_modules():
+    build = REPO / "localplatform" / "build"
+    pins = {
+        "kubernetes": ("kubernetes", "k8s.io/kubernetes"),
+        "etcd": ("etcd", "go.etcd.io/etcd/server/v3"),
+        "kwok": ("kwok", "sigs.k8s.io/kwok"),
+    }
+    for component, (folder, module) in pins.items():
+        gomod = (build / folder / "go.mod").read_text()
+        m = re.search(rf"^\s*(?:require\s+)?{re.escape(module)} v(\S+)", gomod, re.M)
+        assert m, f"{module} is not required in localplatform/build/{folder}/go.mod"
+        assert m.group(1) == PLATFORM["versions"][component], (
+            f"platform.yml pins {component} {PLATFORM['versions'][component]} but go.mod builds {m.group(1)}")
+
+
+def test_kubernetes_staging_modules_are_pinned_to_the_same_release():
+    gomod = (REPO / "localplatform" / "build" / "kubernetes" / "go.mod").read_text()
+    minor_patch = PLATFORM["versions"]["kubernetes"].split(".", 1)[1]
+    replaces = re.findall(r"^\s*(k8s\.io/[\w-]+) => \S+ v(\S+)$", gomod, re.M)
+    assert len(replaces) > 20
+    wrong = [(mod, v) for mod, v in replaces if v != f"0.{minor_patch}"]
+    assert not wrong, f"staging modules not at v0.{minor_patch}: {wrong}"
