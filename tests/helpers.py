@@ -37,3 +37,12 @@ def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
         if line.startswith("localhost") and "ok=" in line:
             return {k: int(v) for k, v in (part.split("=") for part in line.split()[2:])}
     raise AssertionError(f"no PLAY RECAP in output:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
+
+
+def moto_client(service: str, region: str | None = None):
+    """A boto3 client of the local platform's AWS API (moto accepts any credentials)."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=f"http://127.0.0.1:{PLATFORM['ports']['moto']}",
+                        region_name=region or PLATFORM["aws"]["region"],
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - moto's dummy pair

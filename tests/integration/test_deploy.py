@@ -1,0 +1,130 @@
+"""`deploy.yml` on the local default: rolls out for real, is idempotent, and refuses bad input unchanged."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+
+import pytest
+import yaml
+from helpers import KUBECONFIG, ansible_playbook, recap, run
+from kubernetes.client.rest import ApiException
+
+pytestmark = pytest.mark.platform
+NS = "colors"
+
+
+def _deployment(k8s):
+    _, apps, _ = k8s
+    try:
+        return apps.read_namespaced_deployment("colors", NS)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+@pytest.fixture(scope="module")
+def deployed(k8s):
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", "app_release_version=0.9.0")
+    assert result.returncode == 0, result.stdout[-4000:]
+    return result
+
+
+def test_deploy_rolls_out_the_requested_version_to_available(k8s, deployed):
+    deployment = _deployment(k8s)
+    assert deployment.spec.template.spec.containers[0].image == "localhost/colors:0.9.0"
+    assert deployment.status.ready_replicas == deployment.spec.replicas == 2
+    assert deployment.status.updated_replicas == 2
+    available = [c for c in deployment.status.conditions if c.type == "Available"]
+    assert available and available[0].status == "True"
+
+
+def test_the_service_selects_the_ready_pods(k8s, deployed):
+    from kubernetes import client
+
+    _, _, api = k8s
+    slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+        NS, label_selector="kubernetes.io/service-name=colors").items
+    ready = [e for s in slices for e in (s.endpoints or []) if e.conditions.ready]
+    assert len(ready) == 2
+
+
+def test_deploy_again_changes_nothing(deployed):
+    again = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", "app_release_version=0.9.0")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert recap(again)["changed"] == 0
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    (["-e", "app_release_version=v1.2"], ['app_release_version="v1.2"', "semantic version"]),
+    (["-e", "app_release_version=1.2"], ['app_release_version="1.2"', "MAJOR.MINOR.PATCH"]),
+    (["-e", "colors_environment=qa"], ["colors_environment", "local, staging, prod"]),
+    (["-e", "app_release_replicas=0"], ["app_release_replicas=0", "1 to 50"]),
+    (["-e", "app_release_image_repository=Not A Repo"], ["app_release_image_repository", "image repository"]),
+])
+def test_bad_input_is_refused_before_any_change(k8s, deployed, extra, expected):
+    before = _deployment(k8s)
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local", *extra)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    for text in expected:
+        assert text in output, f"{text!r} missing from:\n{output[-3000:]}"
+    assert recap(result)["changed"] == 0
+    after = _deployment(k8s)
+    assert after.metadata.generation == before.metadata.generation
+    assert after.spec.template.spec.containers[0].image == before.spec.template.spec.containers[0].image
+
+
+def test_an_unknown_environment_is_refused_with_the_allowed_ones():
+    result = run(["make", "--no-print-directory", "deploy", "ENV=qa"])
+    assert result.returncode != 0
+    assert "unknown environment ENV=qa; allowed: local staging prod" in result.stderr
+
+
+def test_an_inventory_that_does_not_exist_is_an_error():
+    result = ansible_playbook("deploy.yml", "-i", "inventories/qa")
+    assert result.returncode != 0
+    assert "inventories/qa" in result.stdout + result.stderr
+
+
+def test_staging_without_a_version_names_the_missing_variable():
+    result = ansible_playbook("deploy.yml", "-i", "inventories/staging")
+    assert result.returncode != 0
+    assert "app_release_version" in result.stdout and "missing required arguments" in result.stdout
+    assert recap(result)["changed"] == 0
+
+
+def test_an_unreachable_cluster_names_the_kubeconfig_and_context(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = yaml.safe_load(KUBECONFIG.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    config["contexts"][0]["name"] = config["current-context"] = "colors-staging"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    result = ansible_playbook("deploy.yml", "-i", "inventories/staging", "-e", "app_release_version=1.0.0",
+                              "-e", f"colors_kubeconfig={kubeconfig}", "-e", "preflight_cluster_timeout=10",
+                              timeout=120)
+    assert result.returncode != 0
+    assert "unreachable" in result.stdout and str(kubeconfig) in result.stdout
+    assert "context colors-staging" in result.stdout
+    assert recap(result)["changed"] == 0
+
+
+def test_a_wrong_context_is_named(tmp_path):
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", "colors_kube_context=no-such-context")
+    assert result.returncode != 0
+    assert "no-such-context" in result.stdout and str(KUBECONFIG.name) in result.stdout
+    assert recap(result)["changed"] == 0
+
+
+def test_a_second_checkout_cannot_start_a_platform_on_ports_in_use(tmp_path):
+    result = run([sys.executable, "localplatform/platformctl.py", "up"], COLORS_PLATFORM_STATE=str(tmp_path / "state"))
+    assert result.returncode == 2
+    assert "is in use by another process" in result.stderr and "etcd" in result.stderr
+    assert not list((tmp_path / "state").glob("run/*.pid"))  # nothing was started for the second checkout
+    status = run([sys.executable, "localplatform/platformctl.py", "status"])  # the first one is untouched
+    assert status.returncode == 0 and json.loads(status.stdout)["healthy"]
