@@ -22,7 +22,6 @@ export COLORS_CACHE_DIR := $(CACHE)
 export PATH := $(CURDIR)/.platform/bin:$(VENV)/bin:/usr/local/go/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.platform/terraform.rc
-export TF_PLUGIN_CACHE_DIR := $(CACHE)/terraform-plugins
 
 APT_PACKAGES := $(shell grep -v '^\#' localplatform/apt-packages.txt)
 
@@ -78,6 +77,10 @@ down: ## Stop what `make up` started (add PURGE=1 to delete .platform/)
 status: ## Show each platform component and its health
 	@$(PLATFORMCTL) status
 
+.PHONY: env
+env: ## Print shell exports for the local platform (eval "$(make -s env)")
+	@$(PLATFORMCTL) env
+
 # --- operations --------------------------------------------------------------------------------
 
 .PHONY: check-env
@@ -107,10 +110,14 @@ unit: toolchain ## Unit tests (no platform needed)
 
 .PHONY: molecule
 molecule: up ## Molecule scenario of every role (converge, idempotence, verify)
-	@for role in roles/*/; do \
+	@passed=0; failed=0; \
+	for role in roles/*/; do \
 	  echo "[molecule] $$role"; \
-	  (cd $$role && molecule test --base-config $(CURDIR)/molecule/config.yml) || exit 1; \
-	done
+	  if (cd $$role && molecule --base-config $(CURDIR)/molecule/config.yml test); \
+	  then passed=$$((passed + 1)); else failed=$$((failed + 1)); echo "[molecule] FAILED: $$role"; fi; \
+	done; \
+	echo "molecule: $$passed passed, $$failed failed"; \
+	[ $$failed -eq 0 ] && [ $$passed -gt 0 ]
 
 .PHONY: test
 test: lint up ## The whole test suite: lint, unit + integration tests, Molecule
@@ -118,5 +125,5 @@ test: lint up ## The whole test suite: lint, unit + integration tests, Molecule
 	@$(MAKE) --no-print-directory molecule
 
 .PHONY: bench
-bench: toolchain ## Print setup, platform start and first-slice deploy times
-	@bench/setup_bench.sh
+bench: up ## Setup, platform start and deploy times beside baselines (COLD=1 adds a cold toolchain build)
+	@$(VENV)/bin/python bench/setup_bench.py

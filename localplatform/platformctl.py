@@ -89,7 +89,11 @@ BUILDS = [
         # The client of the same minor as the server (the machine's kubectl may be older).
         "kubectl": "k8s.io/kubernetes/cmd/kubectl",
     }, _k8s_ldflags(VERSIONS["kubernetes"])),
-    GoBuild("kwok", VERSIONS["kwok"], {"kwok": "sigs.k8s.io/kwok/cmd/kwok"}),
+    GoBuild("kwok", VERSIONS["kwok"], {
+        "kwok": "sigs.k8s.io/kwok/cmd/kwok",
+        # kwok's own cluster tool: the baseline of `make bench`.
+        "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl",
+    }),
 ]
 
 
