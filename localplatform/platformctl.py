@@ -434,6 +434,10 @@ def start(comp: Component) -> bool:
             return False
         raise PlatformError(f"{comp.name} (pid {comp.running_pid()}) is running but unhealthy; "
                             f"see {comp.logfile} or run `make down && make up`:\n{_log_tail(comp.logfile)}")
+    if comp.pidfile.exists():
+        log(f"{comp.name} died since it was started (pid file {comp.pidfile}); last lines of "
+            f"{comp.logfile}:\n{_log_tail(comp.logfile, 8)}\n[platform] starting {comp.name} again")
+        comp.pidfile.unlink()
     for key in comp.port_keys:
         if port_in_use(PORTS[key]):
             raise PlatformError(
@@ -592,6 +596,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(json.dumps(result, indent=2))
     if args.command == "status" and not result["healthy"]:
+        down = [name for name, c in result["components"].items() if not c["healthy"]]
+        print(f"ERROR: not running or unhealthy: {', '.join(down)} (`make up` starts them; logs in "
+              f"{STATE / 'logs'})", file=sys.stderr)
         return 1
     return 0
 

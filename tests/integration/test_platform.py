@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import ssl
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from helpers import KUBECONFIG, PLATFORM, REPO, STATE, ansible_playbook, moto_client, recap, run
@@ -159,3 +162,18 @@ def test_make_up_twice_changes_nothing():
     assert recap(result)["changed"] == 0
     up = json.loads(run([sys.executable, "localplatform/platformctl.py", "up"]).stdout)
     assert up["started"] == [] and up["changed"] is False
+
+
+def test_a_component_that_dies_is_named_and_restarted_by_up():
+    pid = int((STATE / "run" / "kube-scheduler.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status = run([sys.executable, "localplatform/platformctl.py", "status"])
+    assert status.returncode == 1
+    assert "not running or unhealthy: kube-scheduler" in status.stderr
+    up = run([sys.executable, "localplatform/platformctl.py", "up"])
+    assert up.returncode == 0, up.stderr
+    assert json.loads(up.stdout)["started"] == ["kube-scheduler"]
+    assert "kube-scheduler died since it was started" in up.stderr

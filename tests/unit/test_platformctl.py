@@ -6,6 +6,7 @@ import importlib.util
 import os
 import socket
 import sys
+import time
 
 import pytest
 import yaml
@@ -120,3 +121,19 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_component_that_died_is_named_and_started_again(ctl, monkeypatch, capsys):
+    port = _free_port()
+    monkeypatch.setitem(ctl.PORTS, "probe", port)
+    server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    comp = _component(ctl, server, health=("http", f"http://127.0.0.1:{port}/"))
+    assert ctl.start(comp) is True
+    os.killpg(comp.running_pid(), 9)
+    deadline = time.monotonic() + 5
+    while comp.running_pid() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    capsys.readouterr()
+    assert ctl.start(comp) is True
+    assert "probe-component died since it was started" in capsys.readouterr().err
+    assert ctl.stop(comp) is True
