@@ -138,8 +138,9 @@ def _build(build: GoBuild, todo: list[str]) -> None:
     moddir = HERE / "build" / build.name
     tmp = build.bindir.with_name(build.bindir.name + ".partial")
     tmp.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GOFLAGS="-mod=readonly -trimpath")
+    env = dict(os.environ, GOFLAGS=f"{os.environ.get('GOFLAGS', '')} -mod=readonly -trimpath".strip())
     pkgs = [build.binaries[b] for b in todo]
+    log(f"resolving the pinned modules of {build.name} v{build.version} (downloads them on a fresh machine)")
     total = len(subprocess.run([go, "list", "-deps", *pkgs], cwd=moddir, env=env, check=True,
                                capture_output=True, text=True).stdout.split())
     log(f"building {', '.join(todo)} v{build.version} ({total} packages; a first build takes "

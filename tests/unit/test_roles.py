@@ -72,3 +72,12 @@ def test_readme_documents_every_public_variable(role):
     readme = (REPO / "roles" / role / "README.md").read_text()
     for name in _spec(role)["main"]["options"]:
         assert f"`{name}`" in readme, f"roles/{role}/README.md does not document {name}"
+
+
+def test_bootstrap_and_release_agree_on_the_application():
+    """cluster_bootstrap prepares what app_release deploys into: the same names, labels and port."""
+    boot, release = _defaults("cluster_bootstrap"), _defaults("app_release")
+    assert boot["cluster_bootstrap_app_namespace"] == release["app_release_namespace"]
+    assert boot["cluster_bootstrap_app_selector"] == {"app.kubernetes.io/name": release["app_release_name"]}
+    assert boot["cluster_bootstrap_app_port"] == release["app_release_container_port"]
+    assert boot["cluster_bootstrap_priority_class"] == release["app_release_priority_class"]
