@@ -11,7 +11,7 @@ name: k8s_changes
 short_description: List the fields a kubernetes.core.k8s call changed (or would change in check mode)
 description:
   - Takes the C(results) of a M(kubernetes.core.k8s) call with a multi-document definition (or a list of
-    single results) and returns one line per changed field, C(Kind namespace/name path: before -> after).
+    single results) and returns one line per changed field, as C(Kind namespace/name path - before -> after).
   - Server-managed metadata (managedFields, resourceVersion, generation, uid, timestamps) and C(status) are ignored.
 positional: _input
 options:
@@ -63,7 +63,8 @@ def _single_results(data: Any) -> list[dict]:
         return [data]
     if isinstance(data, list):
         return [r for item in data for r in _single_results(item)]
-    raise AnsibleFilterError(f"k8s_changes expects kubernetes.core.k8s results, got {type(data).__name__}: {data!r:.200}")
+    raise AnsibleFilterError(
+        f"k8s_changes expects kubernetes.core.k8s results, got {type(data).__name__}: {data!r:.200}")
 
 
 def k8s_changes(data: Any) -> list[str]:
