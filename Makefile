@@ -109,11 +109,14 @@ unit: toolchain ## Unit tests (no platform needed)
 	@pytest tests/unit
 
 .PHONY: molecule
+# Molecule keeps scenario state (e.g. "prepared") per role outside the checkout: reset it so every run,
+# from any clone, prepares and converges from the start.
 molecule: up ## Molecule scenario of every role (converge, idempotence, verify)
 	@passed=0; failed=0; \
 	for role in roles/*/; do \
 	  echo "[molecule] $$role"; \
-	  if (cd $$role && molecule --base-config $(CURDIR)/molecule/config.yml test); \
+	  if (cd $$role && molecule --base-config $(CURDIR)/molecule/config.yml reset >/dev/null \
+	      && molecule --base-config $(CURDIR)/molecule/config.yml test); \
 	  then passed=$$((passed + 1)); else failed=$$((failed + 1)); echo "[molecule] FAILED: $$role"; fi; \
 	done; \
 	echo "molecule: $$passed passed, $$failed failed"; \
