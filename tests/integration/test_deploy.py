@@ -114,8 +114,9 @@ def test_an_unreachable_cluster_names_the_kubeconfig_and_context(tmp_path):
     assert recap(result)["changed"] == 0
 
 
-def test_a_wrong_context_is_named(tmp_path):
-    result = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", "colors_kube_context=no-such-context")
+@pytest.mark.parametrize("playbook", ["deploy.yml", "bootstrap.yml", "access_audit.yml", "rollback.yml"])
+def test_a_wrong_context_is_named(playbook):
+    result = ansible_playbook(playbook, "-i", "inventories/local", "-e", "colors_kube_context=no-such-context")
     assert result.returncode != 0
     assert "no-such-context" in result.stdout and str(KUBECONFIG.name) in result.stdout
     assert recap(result)["changed"] == 0
