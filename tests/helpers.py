@@ -46,3 +46,19 @@ def moto_client(service: str, region: str | None = None):
     return boto3.client(service, endpoint_url=f"http://127.0.0.1:{PLATFORM['ports']['moto']}",
                         region_name=region or PLATFORM["aws"]["region"],
                         aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - moto's dummy pair
+
+
+def load_plugin(relative: str, name: str):
+    """Import a plugin file of the project as Ansible would (project module_utils under ansible.module_utils)."""
+    import importlib.util
+
+    import ansible.module_utils
+
+    utils = str(REPO / "plugins" / "module_utils")
+    if utils not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(utils)
+    spec = importlib.util.spec_from_file_location(name, REPO / relative)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import socket
 import sys
@@ -129,3 +131,44 @@ def test_a_second_checkout_cannot_start_a_platform_on_ports_in_use(tmp_path):
     assert not list((tmp_path / "state").glob("run/*.pid"))  # nothing was started for the second checkout
     status = run([sys.executable, "localplatform/platformctl.py", "status"])  # the first one is untouched
     assert status.returncode == 0 and json.loads(status.stdout)["healthy"]
+
+
+def _lease(holder: str, renewed: datetime.datetime, duration: int) -> dict:
+    stamp = renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "colors-release", "namespace": NS},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,
+                     "acquireTime": stamp, "renewTime": stamp}}
+
+
+@pytest.fixture
+def leases(k8s):
+    from kubernetes import client
+
+    _, _, api = k8s
+    coordination = client.CoordinationV1Api(api)
+    yield coordination
+    with contextlib.suppress(ApiException):
+        coordination.delete_namespaced_lease("colors-release", NS)
+
+
+def test_a_second_deploy_is_refused_while_another_holds_the_release_lock(k8s, deployed, leases):
+    now = datetime.datetime.now(datetime.UTC)
+    leases.create_namespaced_lease(NS, _lease("alice@ci/run-1", now, 600))
+    before = _deployment(k8s)
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", "app_release_version=0.9.1")
+    assert result.returncode != 0
+    assert "Another release is running" in result.stdout and "held by alice@ci/run-1" in result.stdout
+    after = _deployment(k8s)
+    assert after.metadata.generation == before.metadata.generation  # nothing was rolled out
+    assert leases.read_namespaced_lease("colors-release", NS).spec.holder_identity == "alice@ci/run-1"
+
+
+def test_the_lock_of_a_deploy_that_died_expires_and_the_next_deploy_proceeds(k8s, deployed, leases):
+    long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=120)
+    leases.create_namespaced_lease(NS, _lease("crashed@ci/run-7", long_ago, 60))
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", "app_release_version=0.9.0")
+    assert result.returncode == 0, result.stdout[-3000:]
+    with pytest.raises(ApiException) as err:  # released at the end of the release
+        leases.read_namespaced_lease("colors-release", NS)
+    assert err.value.status == 404
