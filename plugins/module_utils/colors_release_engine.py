@@ -1,0 +1,320 @@
+"""The release engine: roll out, watch the health gates, fail fast, roll back, record in the ledger.
+
+The engine talks to the cluster through `ClusterApi` (a thin layer over kubernetes.core's dynamic client)
+so that its decisions can be unit-tested with an in-memory double.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from ansible.module_utils.colors_release_health import (
+    Verdict,
+    assess,
+    prometheus_verdict,
+    revision_of,
+)
+
+LEDGER_LABEL = "colors.io/release-ledger"
+FIELD_MANAGER = "colors-release"
+
+
+class ReleaseFailed(Exception):
+    def __init__(self, message: str, result: dict[str, Any]):
+        super().__init__(message)
+        self.result = result
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ClusterApi:
+    """The calls the engine makes, on kubernetes.core's DynamicClient."""
+
+    def __init__(self, dynamic_client, dry_run: bool = False):
+        self.client = dynamic_client
+        self.dry_run = dry_run
+        self._deployments = dynamic_client.resources.get(api_version="apps/v1", kind="Deployment")
+        self._replicasets = dynamic_client.resources.get(api_version="apps/v1", kind="ReplicaSet")
+        self._pods = dynamic_client.resources.get(api_version="v1", kind="Pod")
+        self._configmaps = dynamic_client.resources.get(api_version="v1", kind="ConfigMap")
+        self._services = dynamic_client.resources.get(api_version="v1", kind="Service")
+
+    @staticmethod
+    def _dict(obj) -> dict | None:
+        return obj.to_dict() if obj is not None else None
+
+    def get_deployment(self, namespace: str, name: str) -> dict | None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        try:
+            return self._dict(self._deployments.get(name=name, namespace=namespace))
+        except NotFoundError:
+            return None
+
+    def apply(self, kind: str, body: dict) -> dict:
+        resource = {"Deployment": self._deployments, "Service": self._services}[kind]
+        params = {"dry_run": "All"} if self.dry_run else {}
+        return self._dict(resource.server_side_apply(
+            body=body, name=body["metadata"]["name"], namespace=body["metadata"]["namespace"],
+            field_manager=FIELD_MANAGER, force_conflicts=True, **params))
+
+    def replace_template(self, namespace: str, name: str, template: dict) -> dict:
+        patch = {"spec": {"template": template}}
+        params = {"dry_run": "All"} if self.dry_run else {}
+        return self._dict(self._deployments.patch(body=patch, name=name, namespace=namespace,
+                                                  content_type="application/merge-patch+json", **params))
+
+    def replicasets(self, namespace: str, selector: str) -> list[dict]:
+        return self._dict(self._replicasets.get(namespace=namespace, label_selector=selector))["items"]
+
+    def pods(self, namespace: str, selector: str) -> list[dict]:
+        return self._dict(self._pods.get(namespace=namespace, label_selector=selector))["items"]
+
+    def ledger(self, namespace: str, release: str) -> list[dict]:
+        selector = f"{LEDGER_LABEL}={release}"
+        items = self._dict(self._configmaps.get(namespace=namespace, label_selector=selector))["items"]
+        return [json.loads(cm["data"]["entry"]) for cm in items]
+
+    def record(self, namespace: str, release: str, entry: dict) -> None:
+        if self.dry_run:
+            return
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": f"{release}-release-{entry['id']}", "namespace": namespace,
+                             "labels": {LEDGER_LABEL: release, "app.kubernetes.io/part-of": "colors"}},
+                "data": {"entry": json.dumps(entry, sort_keys=True)}}
+        self._configmaps.server_side_apply(body=body, name=body["metadata"]["name"], namespace=namespace,
+                                           field_manager=FIELD_MANAGER, force_conflicts=True)
+
+
+def http_smoke(url: str, expect_status: int, timeout: float = 5.0) -> Verdict:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - operator-configured URL
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        return Verdict("failed", "http-smoke", [f"GET {url}: {exc}"])
+    if status != expect_status:
+        return Verdict("failed", "http-smoke", [f"GET {url} answered {status}, expected {expect_status}"])
+    return Verdict("healthy")
+
+
+def prometheus_query(url: str, query: str, timeout: float = 10.0) -> dict:
+    full = f"{url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    try:
+        with urllib.request.urlopen(full, timeout=timeout) as resp:  # noqa: S310 - operator-configured URL
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read() or b"{}") or {"status": "error", "error": f"HTTP {exc.code}"}
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return {"status": "error", "error": f"Prometheus at {url} unreachable: {exc}"}
+
+
+class RollingRelease:
+    """Rolling update with health gates, fail-fast verdicts and automatic rollback."""
+
+    def __init__(self, api: ClusterApi, params: dict, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.api = api
+        self.p = params
+        self.clock = clock
+        self.sleep = sleep
+        self.namespace = params["namespace"]
+        self.name = params["deployment"]["metadata"]["name"]
+        labels = params["deployment"]["spec"]["selector"]["matchLabels"]
+        self.selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _snapshot(self) -> tuple[dict, list[dict], list[dict]]:
+        deployment = self.api.get_deployment(self.namespace, self.name)
+        return deployment, self.api.replicasets(self.namespace, self.selector), self.api.pods(self.namespace,
+                                                                                                  self.selector)
+
+    def wait(self, deadline: float) -> Verdict:
+        """Poll the gates until healthy or failed; time out only past the controller's own deadline."""
+        start = self.clock()
+        while True:
+            verdict = assess(*self._snapshot())
+            if verdict.done:
+                verdict.detail["seconds"] = round(self.clock() - start, 2)
+                return verdict
+            if self.clock() - start > deadline:
+                verdict.state, verdict.gate = "failed", "rollout-timeout"
+                verdict.evidence.append(f"no verdict from the controller within {deadline:.0f}s")
+                return verdict
+            self.sleep(self.p["poll_interval"])
+
+    def gates(self) -> Verdict:
+        smoke = self.p.get("http_smoke") or {}
+        if smoke.get("url"):
+            verdict = http_smoke(smoke["url"], smoke.get("expect_status", 200))
+            if verdict.state == "failed":
+                return verdict
+        prom = self.p.get("prometheus") or {}
+        for check in prom.get("queries", []) if prom.get("url") else []:
+            verdict = prometheus_verdict(check["name"], check["query"],
+                                         prometheus_query(prom["url"], check["query"]), float(check["max"]))
+            if verdict.state == "failed":
+                return verdict
+        return Verdict("healthy")
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def run(self, check_mode: bool = False) -> dict[str, Any]:
+        desired = self.p["deployment"]
+        before = self.api.get_deployment(self.namespace, self.name)
+        previous_rs = None
+        if before is not None:
+            previous_rs = next((rs for rs in self.api.replicasets(self.namespace, self.selector)
+                                if revision_of(rs) == revision_of(before)), None)
+        applied = self.api.apply("Deployment", desired)
+        changed = before is None or applied["metadata"]["generation"] != before["metadata"]["generation"]
+        result: dict[str, Any] = {"changed": changed, "image": _image(desired), "version": self.p["version"],
+                                  "previous_image": _image(before) if before else None,
+                                  "previous_revision": revision_of(before) if before else None}
+        if self.p.get("service"):
+            self.api.apply("Service", self.p["service"])
+        if check_mode:
+            result["verdict"] = {"state": "would-release" if changed else "unchanged"}
+            return result
+        if not changed:
+            verdict = assess(*self._snapshot())
+            if verdict.state == "healthy":
+                result["verdict"] = verdict.as_dict()
+                return result
+
+        entry = {"id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"),
+                 "actor": self.p["actor"], "version": self.p["version"], "image": result["image"],
+                 "strategy": "rolling", "started": utcnow(), "previous_version": self.p.get("previous_version"),
+                 "previous_image": result["previous_image"]}
+        deadline = float(desired["spec"].get("progressDeadlineSeconds", 600)) + 10
+        verdict = self.wait(deadline)
+        if verdict.state == "healthy":
+            gates = self.gates()
+            if gates.state == "failed":
+                verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
+        result["verdict"] = verdict.as_dict()
+        result["revision"] = verdict.detail.get("revision")
+        if verdict.state == "healthy":
+            entry.update(finished=utcnow(), verdict="succeeded", revision=result["revision"])
+            self.api.record(self.namespace, self.name, entry)
+            result["ledger_entry"] = entry
+            return result
+
+        failure = (f"Release {self.p['version']} ({result['image']}) failed gate {verdict.gate}: "
+                   f"{'; '.join(verdict.evidence)}.")
+        entry.update(verdict="failed", gate=verdict.gate, evidence=verdict.evidence)
+        if not self.p["auto_rollback"] or previous_rs is None:
+            entry["finished"] = utcnow()
+            self.api.record(self.namespace, self.name, entry)
+            reason = "automatic rollback is off" if not self.p["auto_rollback"] else "there is no earlier release"
+            raise ReleaseFailed(f"{failure} Nothing was restored: {reason}.", {**result, "ledger_entry": entry})
+
+        restored = self.restore(previous_rs)
+        entry.update(finished=utcnow(), verdict="rolled_back", rollback_target=restored)
+        self.api.record(self.namespace, self.name, entry)
+        result.update(rolled_back=True, restored=restored, ledger_entry=entry)
+        if restored["state"] != "healthy":
+            raise ReleaseFailed(f"{failure} Rolling back to {restored['image']} (revision "
+                                f"{restored['from_revision']}) did not become healthy either: "
+                                f"{'; '.join(restored['evidence'])}.", result)
+        raise ReleaseFailed(f"{failure} Restored {restored['image']} (revision {restored['from_revision']}), "
+                            f"healthy again after {restored['seconds']}s.", result)
+
+    def restore(self, replicaset: dict) -> dict[str, Any]:
+        """Put the pod template of an earlier ReplicaSet back and wait until it is healthy."""
+        template = copy.deepcopy(replicaset["spec"]["template"])
+        template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+        start = self.clock()
+        self.api.replace_template(self.namespace, self.name, template)
+        deployment = self.api.get_deployment(self.namespace, self.name)
+        verdict = self.wait(float(deployment["spec"].get("progressDeadlineSeconds", 600)) + 10)
+        return {"state": verdict.state, "image": _image({"spec": {"template": template}}),
+                "from_revision": revision_of(replicaset), "revision": verdict.detail.get("revision"),
+                "evidence": verdict.evidence, "seconds": round(self.clock() - start, 2)}
+
+
+def _image(deployment: dict | None) -> str | None:
+    if not deployment:
+        return None
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    return containers[0]["image"]
+
+
+def find_revision(replicasets: list[dict], revision: int | None = None, image: str | None = None) -> dict | None:
+    """The ReplicaSet of a recorded revision, chosen by revision number or by image (newest first)."""
+    ordered = sorted(replicasets, key=revision_of, reverse=True)
+    for rs in ordered:
+        if revision is not None and revision_of(rs) == revision:
+            return rs
+        if image is not None and _image(rs) == image:
+            return rs
+    return None
+
+
+
+
+def history(replicasets: list[dict]) -> list[dict[str, Any]]:
+    """Recorded revisions, newest first: revision, image and ReplicaSet name."""
+    return [{"revision": revision_of(rs), "image": _image(rs), "replicaset": rs["metadata"]["name"]}
+            for rs in sorted(replicasets, key=revision_of, reverse=True)]
+
+
+def manual_rollback(engine: RollingRelease, to_revision: int | None, to_version: str | None,
+                    actor: str, check_mode: bool = False) -> dict[str, Any]:
+    """Restore the previous revision, or the recorded one chosen by revision or version, and wait."""
+    deployment = engine.api.get_deployment(engine.namespace, engine.name)
+    if deployment is None:
+        raise ReleaseFailed(f"Nothing to roll back: deployment {engine.namespace}/{engine.name} does not exist.", {})
+    replicasets = engine.api.replicasets(engine.namespace, engine.selector)
+    current = revision_of(deployment)
+    recorded = history(replicasets)
+    if to_revision is not None:
+        target = find_revision(replicasets, revision=to_revision)
+    elif to_version is not None:
+        target = next((rs for rs in sorted(replicasets, key=revision_of, reverse=True)
+                       if (_image(rs) or "").rsplit(":", 1)[-1] == to_version), None)
+    else:
+        # The previous *good* release: the newest earlier revision whose image the ledger saw succeed
+        # (failed attempts stay in the ReplicaSet history too); without a ledger, the previous revision.
+        good = {e["image"] for e in engine.api.ledger(engine.namespace, engine.name) if e.get("verdict") == "succeeded"}
+        earlier = [rs for rs in sorted(replicasets, key=revision_of, reverse=True)
+                   if revision_of(rs) < current and _image(rs) != _image(deployment)]
+        target = next((rs for rs in earlier if _image(rs) in good), None) if good else next(iter(earlier), None)
+    if target is None:
+        wanted = (f"revision {to_revision}" if to_revision is not None
+                  else f"version {to_version}" if to_version is not None else "an earlier release")
+        choices = ", ".join(f"{h['revision']} ({h['image']})" for h in recorded) or "none"
+        raise ReleaseFailed(f"Cannot roll back {engine.namespace}/{engine.name} to {wanted}: it is not among the "
+                            f"recorded revisions. Recorded: {choices}.", {"history": recorded})
+    result: dict[str, Any] = {"from_image": _image(deployment), "from_revision": current,
+                              "target_image": _image(target), "target_revision": revision_of(target),
+                              "history": recorded}
+    if revision_of(target) == current:
+        return {**result, "changed": False, "verdict": {"state": "unchanged"}}
+    if check_mode:
+        return {**result, "changed": True, "verdict": {"state": "would-roll-back"}}
+    entry = {"id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"), "actor": actor,
+             "version": (_image(target) or "").rsplit(":", 1)[-1], "image": _image(target),
+             "strategy": "manual-rollback", "started": utcnow(), "previous_image": _image(deployment)}
+    restored = engine.restore(target)
+    entry.update(finished=utcnow(), verdict="succeeded" if restored["state"] == "healthy" else "failed",
+                 revision=restored["revision"], evidence=restored["evidence"])
+    engine.api.record(engine.namespace, engine.name, entry)
+    result.update(changed=True, restored=restored, ledger_entry=entry, verdict={"state": restored["state"]})
+    if restored["state"] != "healthy":
+        raise ReleaseFailed(f"Rolled {engine.namespace}/{engine.name} back to {_image(target)} (revision "
+                            f"{revision_of(target)}), but it did not become healthy: "
+                            f"{'; '.join(restored['evidence'])}.", result)
+    return result

@@ -1,0 +1,140 @@
+"""Health gates of a release, read from what the API server reports (pure functions, no I/O).
+
+A verdict is one of:
+  healthy      every replica of the new revision is updated, ready and available
+  progressing  not there yet, and nothing says it will not get there
+  failed       a gate failed; `gate` names it and `evidence` quotes what the cluster reported
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+REVISION = "deployment.kubernetes.io/revision"
+
+# Container waiting reasons that no amount of waiting fixes: fail at once instead of at the deadline.
+FATAL_WAITING = {
+    "CrashLoopBackOff": "pod-crashloop",
+    "ImagePullBackOff": "image-pull",
+    "ErrImagePull": "image-pull",
+    "InvalidImageName": "image-pull",
+    "CreateContainerConfigError": "container-config",
+    "CreateContainerError": "container-config",
+    "RunContainerError": "container-config",
+}
+
+
+@dataclass
+class Verdict:
+    state: str  # healthy | progressing | failed
+    gate: str | None = None
+    evidence: list[str] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.state != "progressing"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "gate": self.gate, "evidence": self.evidence, **self.detail}
+
+
+def _get(obj: dict | None, *path: str, default: Any = None) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return default
+        obj = obj.get(key)
+    return default if obj is None else obj
+
+
+def revision_of(obj: dict) -> int:
+    try:
+        return int(_get(obj, "metadata", "annotations", REVISION, default=0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def current_replicaset(deployment: dict, replicasets: list[dict]) -> dict | None:
+    """The ReplicaSet of the Deployment's current revision (the one its template produced)."""
+    revision = revision_of(deployment)
+    owned = [rs for rs in replicasets if any(
+        ref.get("kind") == "Deployment" and ref.get("name") == _get(deployment, "metadata", "name")
+        for ref in _get(rs, "metadata", "ownerReferences", default=[]))]
+    matching = [rs for rs in owned if revision_of(rs) == revision]
+    return matching[0] if matching else None
+
+
+def pods_of(replicaset: dict | None, pods: list[dict]) -> list[dict]:
+    if replicaset is None:
+        return []
+    template_hash = _get(replicaset, "metadata", "labels", "pod-template-hash")
+    return [p for p in pods if _get(p, "metadata", "labels", "pod-template-hash") == template_hash
+            and not _get(p, "metadata", "deletionTimestamp")]
+
+
+def assess(deployment: dict, replicasets: list[dict], pods: list[dict]) -> Verdict:
+    """Judge a rollout from the Deployment, its ReplicaSets and its pods, as the API server reports them."""
+    name = _get(deployment, "metadata", "name")
+    spec_replicas = _get(deployment, "spec", "replicas", default=1)
+    status = deployment.get("status") or {}
+    generation = _get(deployment, "metadata", "generation", default=0)
+    observed = status.get("observedGeneration", 0)
+    if observed < generation:  # the controller has not seen the change yet: revision and pods are stale
+        return Verdict("progressing", evidence=[f"deployment {name}: generation {generation} not observed yet"])
+    replicaset = current_replicaset(deployment, replicasets)
+    detail = {"revision": revision_of(deployment), "replicaset": _get(replicaset, "metadata", "name")}
+
+    # Gate: pods of the new revision that can never become ready (fail fast, before any deadline).
+    for pod in pods_of(replicaset, pods):
+        for cs in _get(pod, "status", "containerStatuses", default=[]) + _get(pod, "status", "initContainerStatuses",
+                                                                              default=[]):
+            waiting = _get(cs, "state", "waiting", default={})
+            gate = FATAL_WAITING.get(waiting.get("reason", ""))
+            if gate:
+                message = waiting.get("message") or ""
+                return Verdict("failed", gate, [
+                    f"pod {_get(pod, 'metadata', 'name')} container {cs.get('name')}: {waiting['reason']}"
+                    + (f" ({message})" if message else "")
+                    + (f", restarts {cs.get('restartCount')}" if cs.get("restartCount") else "")], detail)
+
+    # Gate: the controller's own progress verdict (covers readiness that never turns true).
+    for cond in status.get("conditions", []):
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            ready = status.get("readyReplicas", 0)
+            return Verdict("failed", "rollout-progress", [
+                f"deployment {name}: ProgressDeadlineExceeded ({cond.get('message', '')}); "
+                f"{ready}/{spec_replicas} replicas ready"], detail)
+
+    complete = (
+        status.get("updatedReplicas", 0) == spec_replicas
+        and status.get("replicas", 0) == spec_replicas
+        and status.get("readyReplicas", 0) == spec_replicas
+        and status.get("availableReplicas", 0) == spec_replicas
+        and not status.get("unavailableReplicas")
+    )
+    if complete:
+        return Verdict("healthy", detail=detail)
+    return Verdict("progressing", evidence=[
+        f"deployment {name}: {status.get('updatedReplicas', 0)} updated, {status.get('readyReplicas', 0)} ready, "
+        f"{status.get('availableReplicas', 0)} available of {spec_replicas}"], detail=detail)
+
+
+def prometheus_verdict(name: str, query: str, result: dict, maximum: float) -> Verdict:
+    """Judge one Prometheus instant query result (the JSON of /api/v1/query) against its threshold."""
+    if result.get("status") != "success":
+        return Verdict("failed", f"prometheus:{name}", [f"query {query!r} failed: {result.get('error', result)}"])
+    samples = _get(result, "data", "result", default=[])
+    if not samples:
+        return Verdict("healthy", detail={"value": None})
+    values = []
+    for sample in samples:
+        raw = sample.get("value", [None, "NaN"])[1]
+        try:
+            values.append(float(raw))
+        except (TypeError, ValueError):
+            continue
+    worst = max((v for v in values if v == v), default=None)  # NaN != NaN: no traffic, no verdict
+    if worst is not None and worst > maximum:
+        return Verdict("failed", f"prometheus:{name}", [f"{query} = {worst:g} > {maximum:g}"], {"value": worst})
+    return Verdict("healthy", detail={"value": worst})

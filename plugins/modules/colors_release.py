@@ -1,0 +1,199 @@
+#!/usr/bin/python
+"""Ansible module colors_release: roll out a release with health gates, fail fast and roll back."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: colors_release
+short_description: Roll out a Colors release with health gates, fail-fast verdicts and automatic rollback
+description:
+  - Applies the rendered Deployment (and Service) with server-side apply, then watches the health gates at
+    every poll - rollout conditions, pod readiness, crash-looping and image-pull failures read from the pods of
+    the new revision, then an HTTP smoke check and Prometheus query thresholds when configured.
+  - Fails fast - a crash loop or an image that cannot be pulled fails the release at once; readiness that
+    never turns true fails when the controller reports ProgressDeadlineExceeded, so a verdict comes within
+    progressDeadlineSeconds plus one poll.
+  - On a failed gate with I(auto_rollback), restores the previous revision's pod template, waits until it is
+    healthy, then fails naming the gate, the evidence and the release restored.
+  - Records every release attempt in the release ledger (ConfigMaps labelled colors.io/release-ledger).
+  - A release whose Deployment already matches and is healthy changes nothing; one left unfinished by an
+    interrupted run is watched again until it converges.
+  - In check mode the apply is a server-side dry run; the module reports whether the release would change.
+options:
+  namespace:
+    description: Namespace of the release.
+    type: str
+    required: true
+  deployment:
+    description: The rendered Deployment manifest (apps/v1).
+    type: dict
+    required: true
+  service:
+    description: The rendered Service manifest, applied with the Deployment.
+    type: dict
+  version:
+    description: Version being released (recorded in the ledger).
+    type: str
+    required: true
+  previous_version:
+    description: Version running before this release, when known (recorded in the ledger).
+    type: str
+  actor:
+    description: Who releases (recorded in the ledger).
+    type: str
+    required: true
+  auto_rollback:
+    description: Restore the previous revision when a gate fails.
+    type: bool
+    default: true
+  poll_interval:
+    description: Seconds between two looks at the gates.
+    type: float
+    default: 1.0
+  http_smoke:
+    description: HTTP check after the rollout (skipped without I(url)).
+    type: dict
+    suboptions:
+      url:
+        description: URL to GET.
+        type: str
+      expect_status:
+        description: Expected HTTP status.
+        type: int
+        default: 200
+  prometheus:
+    description: Prometheus thresholds checked after the rollout (skipped without I(url)).
+    type: dict
+    suboptions:
+      url:
+        description: Base URL of the Prometheus HTTP API.
+        type: str
+      queries:
+        description: Instant queries and the highest acceptable value of each.
+        type: list
+        elements: dict
+        default: []
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+author:
+  - Colors platform team
+"""
+
+EXAMPLES = r"""
+- name: Release 1.4.2
+  colors_release:
+    namespace: colors
+    deployment: "{{ lookup('ansible.builtin.template', 'deployment.yml.j2') | from_yaml }}"
+    version: "1.4.2"
+    actor: ci/run-812
+    prometheus:
+      url: http://prometheus.monitoring:9090
+      queries:
+        - name: error-ratio
+          query: sum(rate(http_requests_total{status=~"5.."}[2m])) / sum(rate(http_requests_total[2m]))
+          max: 0.02
+"""
+
+RETURN = r"""
+verdict:
+  description: The final verdict - state (healthy, failed, unchanged, would-release), gate, evidence, revision, seconds.
+  returned: always
+  type: dict
+image:
+  description: Image released.
+  returned: always
+  type: str
+previous_image:
+  description: Image running before the release.
+  returned: always
+  type: str
+rolled_back:
+  description: Whether the previous revision was restored.
+  returned: when a gate failed
+  type: bool
+restored:
+  description: The restored revision - image, from_revision, state, seconds.
+  returned: when rolled back
+  type: dict
+ledger_entry:
+  description: The ledger entry recorded for this attempt.
+  returned: when the release was attempted
+  type: dict
+"""
+
+import traceback  # noqa: E402 - Ansible modules define their documentation first
+
+try:
+    from ansible.module_utils.colors_release_engine import ClusterApi, ReleaseFailed, RollingRelease
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+
+    IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by main()
+    IMPORT_ERROR = traceback.format_exc()
+
+
+def argument_spec() -> dict:
+    spec = dict(AUTH_ARG_SPEC)
+    spec.update(
+        namespace=dict(type="str", required=True),
+        deployment=dict(type="dict", required=True),
+        service=dict(type="dict"),
+        version=dict(type="str", required=True),
+        previous_version=dict(type="str"),
+        actor=dict(type="str", required=True),
+        auto_rollback=dict(type="bool", default=True),
+        poll_interval=dict(type="float", default=1.0),
+        http_smoke=dict(type="dict", options=dict(url=dict(type="str"),
+                                                  expect_status=dict(type="int", default=200))),
+        prometheus=dict(type="dict", options=dict(url=dict(type="str"),
+                                                  queries=dict(type="list", elements="dict", default=[]))),
+    )
+    return spec
+
+
+def validate(params: dict) -> str | None:
+    deployment = params["deployment"]
+    if deployment.get("kind") != "Deployment" or not (deployment.get("metadata") or {}).get("name"):
+        return f"deployment must be a named apps/v1 Deployment manifest, got kind={deployment.get('kind')!r}"
+    if (deployment["metadata"].get("namespace") or params["namespace"]) != params["namespace"]:
+        return (f"deployment namespace {deployment['metadata']['namespace']!r} differs from "
+                f"namespace={params['namespace']!r}")
+    for check in (params.get("prometheus") or {}).get("queries") or []:
+        missing = {"name", "query", "max"} - set(check)
+        if missing:
+            return f"prometheus query {check!r} lacks {', '.join(sorted(missing))}"
+    return None
+
+
+def main() -> None:
+    if IMPORT_ERROR:
+        from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+        AnsibleModule(argument_spec={}).fail_json(msg=missing_required_lib("kubernetes.core"),
+                                                  exception=IMPORT_ERROR)
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
+    problem = validate(module.params)
+    if problem:
+        module.fail_json(msg=problem)
+    params = dict(module.params)
+    params["deployment"].setdefault("metadata", {})["namespace"] = params["namespace"]
+    if params.get("service"):
+        params["service"].setdefault("metadata", {})["namespace"] = params["namespace"]
+    try:
+        client = get_api_client(module=module)
+        engine = RollingRelease(ClusterApi(client.client, dry_run=module.check_mode), params)
+        module.exit_json(**engine.run(check_mode=module.check_mode))
+    except ReleaseFailed as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    except CoreException as exc:
+        module.fail_json(msg=f"Could not reach the Kubernetes API: {exc}")
+    except Exception as exc:  # the API's own answer (403, 409, 422 ...) is the most useful message
+        module.fail_json(msg=f"Release of {params['deployment']['metadata']['name']} failed: "
+                             f"{getattr(exc, 'summary', lambda: None)() or exc}", exception=traceback.format_exc())
+
+
+if __name__ == "__main__":
+    main()

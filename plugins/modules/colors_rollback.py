@@ -1,0 +1,146 @@
+#!/usr/bin/python
+"""Ansible module colors_rollback: roll a Deployment back to any recorded revision and wait for health."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: colors_rollback
+short_description: Roll the Colors Deployment back to the previous or any recorded revision, and wait until healthy
+description:
+  - Chooses the target among the Deployment's recorded revisions (its ReplicaSets) - the previous release by
+    default, or the one given by I(to_revision) or I(to_version) (the image tag) - puts its pod template back
+    and waits with the release engine's health gates (rollout conditions, readiness, crash loops, image pulls).
+  - Unlike kubernetes.core.k8s_rollback, it reaches any recorded revision and waits for the verdict.
+  - Records the rollback in the release ledger. Fails, listing the recorded revisions, when the target is unknown.
+  - In check mode it reports the target and changes nothing.
+options:
+  namespace:
+    description: Namespace of the Deployment.
+    type: str
+    required: true
+  name:
+    description: Name of the Deployment.
+    type: str
+    required: true
+  selector:
+    description: Labels selecting the Deployment's ReplicaSets and pods.
+    type: dict
+    required: true
+  to_revision:
+    description: Revision number to restore (see C(history) in the result).
+    type: int
+  to_version:
+    description: Version (image tag) to restore; the newest revision running it is used.
+    type: str
+  actor:
+    description: Who rolls back (recorded in the ledger).
+    type: str
+    required: true
+  poll_interval:
+    description: Seconds between two looks at the health gates.
+    type: float
+    default: 1.0
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+author:
+  - Colors platform team
+"""
+
+EXAMPLES = r"""
+- name: Roll back to the previous release
+  colors_rollback:
+    namespace: colors
+    name: colors
+    selector: {app.kubernetes.io/name: colors}
+    actor: oncall@laptop
+
+- name: Roll back to version 1.3.0
+  colors_rollback:
+    namespace: colors
+    name: colors
+    selector: {app.kubernetes.io/name: colors}
+    to_version: "1.3.0"
+    actor: oncall@laptop
+"""
+
+RETURN = r"""
+from_image:
+  description: Image running before the rollback.
+  returned: always
+  type: str
+target_image:
+  description: Image restored.
+  returned: when a target was found
+  type: str
+target_revision:
+  description: Revision restored.
+  returned: when a target was found
+  type: int
+restored:
+  description: The health verdict of the restored revision - state, revision, seconds, evidence.
+  returned: when rolled back
+  type: dict
+history:
+  description: Recorded revisions, newest first - revision, image, replicaset.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import traceback  # noqa: E402 - Ansible modules define their documentation first
+
+try:
+    from ansible.module_utils.colors_release_engine import ClusterApi, ReleaseFailed, RollingRelease, manual_rollback
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+
+    IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by main()
+    IMPORT_ERROR = traceback.format_exc()
+
+
+def argument_spec() -> dict:
+    spec = dict(AUTH_ARG_SPEC)
+    spec.update(
+        namespace=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        selector=dict(type="dict", required=True),
+        to_revision=dict(type="int"),
+        to_version=dict(type="str"),
+        actor=dict(type="str", required=True),
+        poll_interval=dict(type="float", default=1.0),
+    )
+    return spec
+
+
+def engine_params(params: dict) -> dict:
+    """The release engine's view of the Deployment being rolled back."""
+    return {"namespace": params["namespace"], "poll_interval": params["poll_interval"], "auto_rollback": False,
+            "deployment": {"metadata": {"name": params["name"]},
+                           "spec": {"selector": {"matchLabels": params["selector"]}}}}
+
+
+def main() -> None:
+    if IMPORT_ERROR:
+        from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+        AnsibleModule(argument_spec={}).fail_json(msg=missing_required_lib("kubernetes.core"),
+                                                  exception=IMPORT_ERROR)
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True,
+                              mutually_exclusive=[("to_revision", "to_version")])
+    params = module.params
+    try:
+        client = get_api_client(module=module)
+        engine = RollingRelease(ClusterApi(client.client, dry_run=module.check_mode), engine_params(params))
+        module.exit_json(**manual_rollback(engine, params["to_revision"], params["to_version"], params["actor"],
+                                           check_mode=module.check_mode))
+    except ReleaseFailed as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    except CoreException as exc:
+        module.fail_json(msg=f"Could not reach the Kubernetes API: {exc}")
+
+
+if __name__ == "__main__":
+    main()
