@@ -1,0 +1,193 @@
+"""Unit tests of the release engine's decisions (plugins/module_utils/colors_release_engine.py).
+
+FakeCluster plays the API server and the Deployment controller: each pod template it is given becomes a
+new revision whose pods turn ready, or report the waiting reason scripted for that image.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from helpers import load_plugin
+
+load_plugin("plugins/module_utils/colors_release_health.py", "ansible.module_utils.colors_release_health")
+engine = load_plugin("plugins/module_utils/colors_release_engine.py", "ansible.module_utils.colors_release_engine")
+REV = "deployment.kubernetes.io/revision"
+
+
+def manifest(image):
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "colors", "namespace": "colors"},
+            "spec": {"replicas": 2, "progressDeadlineSeconds": 30,
+                     "selector": {"matchLabels": {"app.kubernetes.io/name": "colors"}},
+                     "template": {"metadata": {"labels": {"app.kubernetes.io/name": "colors"}},
+                                  "spec": {"containers": [{"name": "colors", "image": image}]}}}}
+
+
+class FakeCluster:
+    def __init__(self, outcomes=None):
+        self.outcomes = outcomes or {}  # image -> waiting reason of its pods (absent: pods turn ready)
+        self.deployment = None
+        self.rs_list: list[dict] = []
+        self.pod_list: list[dict] = []
+        self.entries: list[dict] = []
+        self.applied = 0
+
+    # --- the controller ---
+    def _roll(self, template):
+        image = template["spec"]["containers"][0]["image"]
+        revision = max([int(rs["metadata"]["annotations"][REV]) for rs in self.rs_list] or [0]) + 1
+        existing = next((rs for rs in self.rs_list
+                         if rs["spec"]["template"]["spec"]["containers"][0]["image"] == image), None)
+        rs = existing or {"metadata": {"name": f"colors-{len(self.rs_list)}", "labels": {},
+                                       "ownerReferences": [{"kind": "Deployment", "name": "colors"}]},
+                          "spec": {"template": copy.deepcopy(template)}}
+        rs["metadata"]["annotations"] = {REV: str(revision)}
+        rs["metadata"]["labels"]["pod-template-hash"] = rs["metadata"]["name"]
+        if not existing:
+            self.rs_list.append(rs)
+        self.deployment["metadata"]["generation"] += 1
+        self.deployment["metadata"]["annotations"] = {REV: str(revision)}
+        self.deployment["spec"]["template"] = copy.deepcopy(template)
+        reason = self.outcomes.get(image)
+        state = {"waiting": {"reason": reason}} if reason else {"running": {}}
+        self.pod_list = [{"metadata": {"name": f"{rs['metadata']['name']}-{i}",
+                                   "labels": {"pod-template-hash": rs["metadata"]["name"]}},
+                      "status": {"containerStatuses": [{"name": "colors", "state": state}]}} for i in range(2)]
+        ready = 0 if reason else 2
+        self.deployment["status"] = {"observedGeneration": self.deployment["metadata"]["generation"],
+                                     "replicas": 2, "updatedReplicas": 2, "readyReplicas": ready,
+                                     "availableReplicas": ready, "conditions": []}
+
+    # --- ClusterApi ---
+    def get_deployment(self, namespace, name):
+        return copy.deepcopy(self.deployment)
+
+    def apply(self, kind, body):
+        if kind != "Deployment":
+            return body
+        self.applied += 1
+        if self.deployment is None:
+            self.deployment = {**copy.deepcopy(body), "metadata": {**body["metadata"], "generation": 0}}
+            self._roll(body["spec"]["template"])
+        elif body["spec"]["template"] != self.deployment["spec"]["template"]:
+            self._roll(body["spec"]["template"])
+        return copy.deepcopy(self.deployment)
+
+    def replace_template(self, namespace, name, template):
+        self._roll(template)
+        return copy.deepcopy(self.deployment)
+
+    def replicasets(self, namespace, selector):
+        return copy.deepcopy(self.rs_list)
+
+    def pods(self, namespace, selector):
+        return copy.deepcopy(self.pod_list)
+
+    def ledger(self, namespace, release):
+        return list(self.entries)
+
+    def record(self, namespace, release, entry):
+        self.entries.append(copy.deepcopy(entry))
+
+
+def release(cluster, image, auto_rollback=True, check_mode=False):
+    params = {"namespace": "colors", "deployment": manifest(image), "version": image.rsplit(":", 1)[1],
+              "actor": "tester", "auto_rollback": auto_rollback, "poll_interval": 0}
+    return engine.RollingRelease(cluster, params, sleep=lambda s: None).run(check_mode=check_mode)
+
+
+def test_a_healthy_release_is_recorded_as_succeeded():
+    cluster = FakeCluster()
+    result = release(cluster, "colors:1.0.0")
+    assert result["changed"] and result["verdict"]["state"] == "healthy"
+    assert [e["verdict"] for e in cluster.entries] == ["succeeded"]
+    assert cluster.entries[0]["image"] == "colors:1.0.0" and cluster.entries[0]["actor"] == "tester"
+
+
+def test_the_same_release_again_changes_nothing_and_records_nothing():
+    cluster = FakeCluster()
+    release(cluster, "colors:1.0.0")
+    result = release(cluster, "colors:1.0.0")
+    assert result["changed"] is False and result["verdict"]["state"] == "healthy"
+    assert len(cluster.entries) == 1
+
+
+def test_a_crashlooping_release_is_rolled_back_and_the_failure_names_gate_evidence_and_restored_release():
+    cluster = FakeCluster({"colors:1.1.0": "CrashLoopBackOff"})
+    release(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed) as err:
+        release(cluster, "colors:1.1.0")
+    message = str(err.value)
+    assert "Release 1.1.0 (colors:1.1.0) failed gate pod-crashloop" in message
+    assert "container colors: CrashLoopBackOff" in message and "Restored colors:1.0.0" in message
+    assert cluster.deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "colors:1.0.0"
+    assert err.value.result["rolled_back"] is True and err.value.result["restored"]["state"] == "healthy"
+    assert cluster.entries[-1]["verdict"] == "rolled_back" and cluster.entries[-1]["gate"] == "pod-crashloop"
+
+
+def test_without_automatic_rollback_the_failed_release_stays_and_says_so():
+    cluster = FakeCluster({"colors:1.1.0": "ImagePullBackOff"})
+    release(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed, match="Nothing was restored: automatic rollback is off"):
+        release(cluster, "colors:1.1.0", auto_rollback=False)
+    assert cluster.entries[-1]["verdict"] == "failed"
+
+
+def test_a_failing_first_release_has_nothing_to_restore():
+    cluster = FakeCluster({"colors:1.0.0": "ErrImagePull"})
+    with pytest.raises(engine.ReleaseFailed, match="there is no earlier release"):
+        release(cluster, "colors:1.0.0")
+
+
+def test_check_mode_reports_and_records_nothing():
+    cluster = FakeCluster()
+    result = release(cluster, "colors:1.0.0", check_mode=True)
+    assert result["verdict"] == {"state": "would-release"} and cluster.entries == []
+
+
+def _rollback(cluster, to_revision=None, to_version=None, check_mode=False):
+    params = {"namespace": "colors", "poll_interval": 0, "auto_rollback": False,
+              "deployment": {"metadata": {"name": "colors"},
+                             "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": "colors"}}}}}
+    rel = engine.RollingRelease(cluster, params, sleep=lambda s: None)
+    return engine.manual_rollback(rel, to_revision, to_version, "oncall", check_mode=check_mode)
+
+
+def test_manual_rollback_goes_to_the_previous_good_release_skipping_failed_attempts():
+    cluster = FakeCluster({"colors:1.1.0": "CrashLoopBackOff"})
+    for image in ("colors:1.0.0", "colors:1.0.1"):
+        release(cluster, image)
+    with pytest.raises(engine.ReleaseFailed):
+        release(cluster, "colors:1.1.0")  # rolled back to 1.0.1 automatically
+    release(cluster, "colors:1.2.0")
+    result = _rollback(cluster)
+    assert result["target_image"] == "colors:1.0.1" and result["restored"]["state"] == "healthy"
+    assert cluster.entries[-1]["strategy"] == "manual-rollback"
+
+
+def test_manual_rollback_to_any_recorded_version_or_revision():
+    cluster = FakeCluster()
+    for image in ("colors:1.0.0", "colors:1.1.0", "colors:1.2.0"):
+        release(cluster, image)
+    assert _rollback(cluster, to_version="1.0.0")["target_image"] == "colors:1.0.0"
+    revision_of_110 = next(h["revision"] for h in _rollback(cluster, check_mode=True)["history"]
+                           if h["image"] == "colors:1.1.0")
+    assert _rollback(cluster, to_revision=revision_of_110)["target_image"] == "colors:1.1.0"
+
+
+def test_manual_rollback_to_an_unknown_version_lists_the_recorded_ones():
+    cluster = FakeCluster()
+    release(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed, match=r"version 9\.9\.9: it is not among the recorded revisions. "
+                                                   r"Recorded: 1 \(colors:1\.0\.0\)"):
+        _rollback(cluster, to_version="9.9.9")
+
+
+def test_manual_rollback_in_check_mode_changes_nothing():
+    cluster = FakeCluster()
+    release(cluster, "colors:1.0.0")
+    release(cluster, "colors:1.1.0")
+    result = _rollback(cluster, check_mode=True)
+    assert result["verdict"] == {"state": "would-roll-back"} and result["target_image"] == "colors:1.0.0"
+    assert cluster.deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "colors:1.1.0"
