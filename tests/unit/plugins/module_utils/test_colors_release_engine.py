@@ -156,13 +156,12 @@ def _rollback(cluster, to_revision=None, to_version=None, check_mode=False):
 
 def test_manual_rollback_goes_to_the_previous_good_release_skipping_failed_attempts():
     cluster = FakeCluster({"colors:1.1.0": "CrashLoopBackOff"})
-    for image in ("colors:1.0.0", "colors:1.0.1"):
-        release(cluster, image)
+    release(cluster, "colors:1.0.0")
     with pytest.raises(engine.ReleaseFailed):
-        release(cluster, "colors:1.1.0")  # rolled back to 1.0.1 automatically
+        release(cluster, "colors:1.1.0", auto_rollback=False)  # the failed revision stays, right before 1.2.0
     release(cluster, "colors:1.2.0")
     result = _rollback(cluster)
-    assert result["target_image"] == "colors:1.0.1" and result["restored"]["state"] == "healthy"
+    assert result["target_image"] == "colors:1.0.0" and result["restored"]["state"] == "healthy"
     assert cluster.entries[-1]["strategy"] == "manual-rollback"
 
 
