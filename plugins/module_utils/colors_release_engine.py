@@ -206,6 +206,7 @@ class RollingRelease:
                 verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
         result["verdict"] = verdict.as_dict()
         result["revision"] = verdict.detail.get("revision")
+        entry["verdict_seconds"] = verdict.detail.get("seconds")
         if verdict.state == "healthy":
             entry.update(finished=utcnow(), verdict="succeeded", revision=result["revision"])
             self.api.record(self.namespace, self.name, entry)

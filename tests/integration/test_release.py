@@ -1,0 +1,104 @@
+"""The release engine on the real API server: each failure kind is rolled back automatically, manual
+rollback reaches any recorded release, and every attempt lands in the release ledger."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import ansible_playbook, recap
+
+pytestmark = pytest.mark.platform
+NS = "colors"
+
+
+def _image(k8s):
+    _, apps, _ = k8s
+    return apps.read_namespaced_deployment("colors", NS).spec.template.spec.containers[0].image
+
+
+def _ledger(k8s):
+    core, _, _ = k8s
+    items = core.list_namespaced_config_map(NS, label_selector="colors.io/release-ledger=colors").items
+    return sorted((json.loads(cm.data["entry"]) for cm in items), key=lambda e: e["id"])
+
+
+def _deploy(version, *extra):
+    return ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={version}", *extra)
+
+
+@pytest.fixture(scope="module")
+def good_release(k8s):
+    for version in ("2.0.0", "2.1.0"):
+        result = _deploy(version)
+        assert result.returncode == 0, result.stdout[-3000:]
+    assert _image(k8s) == "localhost/colors:2.1.0"
+    return "2.1.0"
+
+
+@pytest.mark.parametrize(("version", "gate", "evidence"), [
+    ("2.2.0-drill-crashloop", "pod-crashloop", "CrashLoopBackOff"),
+    ("2.2.0-drill-pull-error", "image-pull", "ImagePullBackOff"),
+    ("2.2.0-drill-never-ready", "rollout-progress", "ProgressDeadlineExceeded"),
+])
+def test_a_failing_release_is_rolled_back_automatically(k8s, good_release, version, gate, evidence):
+    result = _deploy(version, "-e", "app_release_progress_deadline_seconds=10")
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())  # the YAML callback folds long messages
+    assert f"Release {version} (localhost/colors:{version}) failed gate {gate}" in out
+    assert evidence in out
+    assert "Restored localhost/colors:2.1.0" in out and "healthy again" in out
+    assert _image(k8s) == "localhost/colors:2.1.0"
+    _, apps, _ = k8s
+    status = apps.read_namespaced_deployment("colors", NS).status
+    assert status.ready_replicas == status.updated_replicas == 2
+    entry = _ledger(k8s)[-1]
+    assert (entry["version"], entry["verdict"], entry["gate"]) == (version, "rolled_back", gate)
+    assert entry["rollback_target"]["image"] == "localhost/colors:2.1.0"
+
+
+def test_the_ledger_records_who_what_and_the_verdict_of_a_good_release(k8s, good_release):
+    entry = next(e for e in reversed(_ledger(k8s)) if e["version"] == "2.1.0")
+    assert entry["verdict"] == "succeeded" and entry["strategy"] == "rolling"
+    assert entry["image"] == "localhost/colors:2.1.0" and entry["previous_image"] == "localhost/colors:2.0.0"
+    assert entry["started"] <= entry["finished"] and entry["actor"]
+
+
+def test_manual_rollback_reaches_a_chosen_older_release_and_back(k8s, good_release):
+    result = ansible_playbook("rollback.yml", "-i", "inventories/local", "-e", "app_release_rollback_to_version=2.0.0")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "-> localhost/colors:2.0.0" in result.stdout and "healthy" in result.stdout
+    assert _image(k8s) == "localhost/colors:2.0.0"
+    assert _ledger(k8s)[-1]["strategy"] == "manual-rollback"
+    forward = _deploy("2.1.0")
+    assert forward.returncode == 0 and _image(k8s) == "localhost/colors:2.1.0"
+
+
+def test_rollback_to_the_previous_release_skips_failed_attempts(k8s, good_release):
+    assert _deploy("2.3.0-drill-crashloop", "-e", "app_release_auto_rollback=false").returncode != 0
+    assert _image(k8s) == "localhost/colors:2.3.0-drill-crashloop"  # left in place: auto rollback was off
+    result = ansible_playbook("rollback.yml", "-i", "inventories/local")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert _image(k8s) == "localhost/colors:2.1.0"
+
+
+def test_rollback_to_an_unknown_version_lists_the_recorded_releases(k8s, good_release):
+    result = ansible_playbook("rollback.yml", "-i", "inventories/local", "-e", "app_release_rollback_to_version=0.0.1")
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())
+    assert "Cannot roll back colors/colors to version 0.0.1" in out and "localhost/colors:2.1.0" in out
+    assert recap(result)["changed"] == 0
+
+
+def test_an_interrupted_release_converges_when_run_again(k8s, good_release):
+    _, apps, _ = k8s
+    # An interrupted run: the new template was applied, then the run died before its verdict.
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "colors", "image": "localhost/colors:2.4.0"}]},
+                                   "metadata": {"labels": {"app.kubernetes.io/version": "2.4.0"}}}},
+             "metadata": {"labels": {"app.kubernetes.io/version": "2.4.0"}}}
+    apps.patch_namespaced_deployment("colors", NS, patch)
+    result = _deploy("2.4.0")
+    assert result.returncode == 0, result.stdout[-3000:]
+    deployment = apps.read_namespaced_deployment("colors", NS)
+    assert deployment.spec.template.spec.containers[0].image == "localhost/colors:2.4.0"
+    assert deployment.status.ready_replicas == 2
