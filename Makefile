@@ -130,3 +130,7 @@ test: lint up ## The whole test suite: lint, unit + integration tests, Molecule
 .PHONY: bench
 bench: up ## Setup, platform start and deploy times beside baselines (COLD=1 adds a cold toolchain build)
 	@$(VENV)/bin/python bench/setup_bench.py
+
+.PHONY: bench-release
+bench-release: up ## Release engine: rollback, stalled-release verdict, rollout, no-op beside baselines
+	@$(VENV)/bin/python bench/release_bench.py

@@ -144,6 +144,7 @@ class RollingRelease:
     def wait(self, deadline: float) -> Verdict:
         """Poll the gates until healthy or failed; time out only past the controller's own deadline."""
         start = self.clock()
+        pause = 0.02  # look again quickly first (a rollback to running pods settles in milliseconds), then back off
         while True:
             verdict = assess(*self._snapshot())
             if verdict.done:
@@ -153,7 +154,8 @@ class RollingRelease:
                 verdict.state, verdict.gate = "failed", "rollout-timeout"
                 verdict.evidence.append(f"no verdict from the controller within {deadline:.0f}s")
                 return verdict
-            self.sleep(self.p["poll_interval"])
+            self.sleep(pause)
+            pause = min(pause * 2, self.p["poll_interval"])
 
     def gates(self) -> Verdict:
         smoke = self.p.get("http_smoke") or {}

@@ -49,7 +49,7 @@ options:
   poll_interval:
     description: Seconds between two looks at the gates.
     type: float
-    default: 1.0
+    default: 0.25
   http_smoke:
     description: HTTP check after the rollout (skipped without I(url)).
     type: dict
@@ -145,7 +145,7 @@ def argument_spec() -> dict:
         previous_version=dict(type="str"),
         actor=dict(type="str", required=True),
         auto_rollback=dict(type="bool", default=True),
-        poll_interval=dict(type="float", default=1.0),
+        poll_interval=dict(type="float", default=0.25),
         http_smoke=dict(type="dict", options=dict(url=dict(type="str"),
                                                   expect_status=dict(type="int", default=200))),
         prometheus=dict(type="dict", options=dict(url=dict(type="str"),

@@ -39,7 +39,7 @@ options:
   poll_interval:
     description: Seconds between two looks at the health gates.
     type: float
-    default: 1.0
+    default: 0.25
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 author:
@@ -110,7 +110,7 @@ def argument_spec() -> dict:
         to_revision=dict(type="int"),
         to_version=dict(type="str"),
         actor=dict(type="str", required=True),
-        poll_interval=dict(type="float", default=1.0),
+        poll_interval=dict(type="float", default=0.25),
     )
     return spec
 
