@@ -43,7 +43,9 @@ apt:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(VENV)/.installed: requirements.txt
+# The venv's folder name carries the hash of requirements.txt, so it is rebuilt exactly when the pins change
+# (not when a fresh clone gives the file a new modification time).
+$(VENV)/.installed:
 	@echo "[toolchain] creating the Python environment $(VENV)"
 	@rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q -r requirements.txt

@@ -102,3 +102,14 @@ def test_an_interrupted_release_converges_when_run_again(k8s, good_release):
     deployment = apps.read_namespaced_deployment("colors", NS)
     assert deployment.spec.template.spec.containers[0].image == "localhost/colors:2.4.0"
     assert deployment.status.ready_replicas == 2
+
+
+def test_the_release_report_reads_the_ledger_back(k8s, good_release):
+    ledger = [e for e in _ledger(k8s) if e.get("finished")]
+    result = ansible_playbook("release_report.yml", "-i", "inventories/local", "-e", "app_release_report_days=3650")
+    assert result.returncode == 0, result.stdout[-3000:]
+    releases = [e for e in ledger if e["strategy"] != "manual-rollback"]
+    failed = [e for e in releases if e["verdict"] in ("failed", "rolled_back")]
+    assert f"releases: {len(releases)}" in result.stdout and f"failed: {len(failed)}" in result.stdout
+    assert len(failed) >= 3  # the three drills of this module were recorded as failures
+    assert "mean_time_to_restore_seconds:" in result.stdout and recap(result)["changed"] == 0

@@ -32,3 +32,34 @@ def test_documentation_examples_and_return_are_valid_yaml(path):
     assert doc.get("short_description") and doc.get("description")
     for name, option in (doc.get("options") or {}).items():
         assert option.get("description"), f"{path.name} option {name} is undocumented"
+
+
+MODULES = sorted((REPO / "plugins" / "modules").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_module_argument_spec_matches_its_documentation(path):
+    """validate-modules in spirit: every option documented with the argument spec's type, default, choices."""
+    from helpers import load_plugin
+
+    module = load_plugin(f"plugins/modules/{path.name}", f"doccheck_{path.stem}")
+    spec = module.argument_spec()
+    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    own = {k: v for k, v in spec.items() if k not in module.AUTH_ARG_SPEC}
+    assert set(own) == set(documented), f"{path.name}: documented {sorted(documented)} vs spec {sorted(own)}"
+    for name, option in own.items():
+        doc = documented[name]
+        assert doc["type"] == option["type"], f"{path.name} {name}: type"
+        assert doc.get("default") == option.get("default"), f"{path.name} {name}: default"
+        assert doc.get("choices") == option.get("choices"), f"{path.name} {name}: choices"
+        assert bool(doc.get("required")) == bool(option.get("required")), f"{path.name} {name}: required"
+        for sub, sub_spec in (option.get("options") or {}).items():
+            assert sub in doc.get("suboptions", {}), f"{path.name} {name}.{sub} undocumented"
+            assert doc["suboptions"][sub].get("default") == sub_spec.get("default")
+    assert "kubernetes.core.k8s_auth_options" in yaml.safe_load(module.DOCUMENTATION).get(
+        "extends_documentation_fragment", [])
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_module_supports_check_mode(path):
+    assert "supports_check_mode=True" in path.read_text()

@@ -1,0 +1,96 @@
+#!/usr/bin/python
+"""Ansible module colors_release_ledger: read the release ledger back from the cluster."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: colors_release_ledger
+short_description: Read the release ledger of a Colors release back from the cluster
+description:
+  - Every release attempt of the release engine (M(colors_release), M(colors_rollback)) is a ConfigMap
+    labelled C(colors.io/release-ledger=<release>) in the application namespace. This module returns them,
+    oldest first, optionally only those started since a date.
+  - Read-only; check mode returns the same entries.
+  - The C(release_report) filter turns the entries into deploy frequency, change failure rate and mean time
+    to restore.
+options:
+  namespace:
+    description: Namespace of the release.
+    type: str
+    required: true
+  release:
+    description: Name of the release (the Deployment).
+    type: str
+    default: colors
+  since:
+    description: Only entries started at or after this UTC time (C(YYYY-MM-DDTHH:MM:SSZ)).
+    type: str
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+author:
+  - Colors platform team
+"""
+
+EXAMPLES = r"""
+- name: Read the ledger
+  colors_release_ledger:
+    namespace: colors
+  register: ledger
+
+- name: Report the delivery metrics of the last 30 days
+  ansible.builtin.debug:
+    msg: "{{ ledger.entries | release_report(days=30) }}"
+"""
+
+RETURN = r"""
+entries:
+  description: Ledger entries, oldest first - id, actor, version, image, strategy, started, finished, verdict,
+    gate, evidence, rollback_target, previous_image, verdict_seconds.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import traceback  # noqa: E402 - Ansible modules define their documentation first
+
+try:
+    from ansible.module_utils.colors_release_engine import ClusterApi
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+
+    IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by main()
+    IMPORT_ERROR = traceback.format_exc()
+
+
+def argument_spec() -> dict:
+    spec = dict(AUTH_ARG_SPEC)
+    spec.update(namespace=dict(type="str", required=True), release=dict(type="str", default="colors"),
+                since=dict(type="str"))
+    return spec
+
+
+def select(entries: list[dict], since: str | None) -> list[dict]:
+    chosen = [e for e in entries if since is None or e.get("started", "") >= since]
+    return sorted(chosen, key=lambda e: (e.get("started", ""), e.get("id", "")))
+
+
+def main() -> None:
+    if IMPORT_ERROR:
+        from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+        AnsibleModule(argument_spec={}).fail_json(msg=missing_required_lib("kubernetes.core"),
+                                                  exception=IMPORT_ERROR)
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        client = get_api_client(module=module)
+        entries = ClusterApi(client.client).ledger(module.params["namespace"], module.params["release"])
+    except CoreException as exc:
+        module.fail_json(msg=f"Could not reach the Kubernetes API: {exc}")
+    module.exit_json(changed=False, entries=select(entries, module.params["since"]))
+
+
+if __name__ == "__main__":
+    main()
