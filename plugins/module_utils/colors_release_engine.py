@@ -68,6 +68,24 @@ class ClusterApi:
             body=body, name=body["metadata"]["name"], namespace=body["metadata"]["namespace"],
             field_manager=FIELD_MANAGER, force_conflicts=True, **params))
 
+    def get_service(self, namespace: str, name: str) -> dict | None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        try:
+            return self._dict(self._services.get(name=name, namespace=namespace))
+        except NotFoundError:
+            return None
+
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        params = {"dry_run": "All"} if self.dry_run else {}
+        self._deployments.patch(body={"spec": {"replicas": replicas}}, name=name, namespace=namespace,
+                                content_type="application/merge-patch+json", **params)
+
+    def apply_dry_run(self, body: dict) -> dict:
+        return self._dict(self._deployments.server_side_apply(
+            body=body, name=body["metadata"]["name"], namespace=body["metadata"]["namespace"],
+            field_manager=FIELD_MANAGER, force_conflicts=True, dry_run="All"))
+
     def replace_template(self, namespace: str, name: str, template: dict) -> dict:
         patch = {"spec": {"template": template}}
         params = {"dry_run": "All"} if self.dry_run else {}
@@ -321,3 +339,124 @@ def manual_rollback(engine: RollingRelease, to_revision: int | None, to_version:
                             f"{revision_of(target)}), but it did not become healthy: "
                             f"{'; '.join(restored['evidence'])}.", result)
     return result
+
+
+COLOR_LABEL = "colors.io/color"
+COLORS = ("blue", "green")
+
+
+def colored(manifest: dict, color: str) -> dict:
+    """The Deployment of one colour: named <name>-<color>, its selector and pods labelled with the colour."""
+    body = copy.deepcopy(manifest)
+    body["metadata"]["name"] = f"{manifest['metadata']['name']}-{color}"
+    body["metadata"].setdefault("labels", {})[COLOR_LABEL] = color
+    body["spec"]["selector"]["matchLabels"][COLOR_LABEL] = color
+    template = body["spec"].setdefault("template", {})
+    template.setdefault("metadata", {}).setdefault("labels", {})[COLOR_LABEL] = color
+    return body
+
+
+def routed(service: dict, color: str) -> dict:
+    body = copy.deepcopy(service)
+    body["spec"]["selector"][COLOR_LABEL] = color
+    return body
+
+
+class BlueGreenRelease:
+    """Two Deployments, <name>-blue and <name>-green; the Service selects one colour.
+
+    The new release goes to the idle colour at full size; only when every gate passes does the Service
+    switch to it. The previous colour keeps running, so switching back is instant. A failed release never
+    receives traffic: it is scaled to zero and the Service stays where it was.
+    """
+
+    def __init__(self, api: ClusterApi, params: dict, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.api, self.p, self.clock, self.sleep = api, params, clock, sleep
+        self.namespace = params["namespace"]
+        self.name = params["deployment"]["metadata"]["name"]
+        if not params.get("service"):
+            raise ReleaseFailed("The blue_green strategy needs the Service manifest (it switches its selector).", {})
+
+    def watcher(self, color: str) -> RollingRelease:
+        return RollingRelease(self.api, {**self.p, "deployment": colored(self.p["deployment"], color)},
+                              clock=self.clock, sleep=self.sleep)
+
+    def active_color(self) -> str | None:
+        service = self.api.get_service(self.namespace, self.p["service"]["metadata"]["name"])
+        return ((service or {}).get("spec", {}).get("selector") or {}).get(COLOR_LABEL)
+
+    def run(self, check_mode: bool = False) -> dict[str, Any]:
+        active = self.active_color()
+        target = COLORS[1] if active == COLORS[0] else COLORS[0]
+        desired = colored(self.p["deployment"], active or target)
+        result: dict[str, Any] = {"strategy": "blue_green", "image": _image(desired), "version": self.p["version"],
+                                  "active_color": active, "target_color": target}
+        if active is not None:
+            live = self.api.get_deployment(self.namespace, desired["metadata"]["name"])
+            if live is not None:
+                result["previous_image"] = _image(live)
+                dry = self.api.apply_dry_run(desired)
+                watcher = self.watcher(active)
+                if dry["metadata"]["generation"] == live["metadata"]["generation"] \
+                        and assess(*watcher._snapshot()).state == "healthy":
+                    return {**result, "changed": False, "verdict": {"state": "healthy"}}
+        if check_mode:
+            return {**result, "changed": True, "verdict": {"state": "would-release"}}
+
+        entry = {"id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"),
+                 "actor": self.p["actor"], "version": self.p["version"], "image": result["image"],
+                 "strategy": "blue_green", "started": utcnow(), "previous_image": result.get("previous_image"),
+                 "color": target, "previous_color": active}
+        body = colored(self.p["deployment"], target)
+        self.api.apply("Deployment", body)  # full size again, also when an earlier failure scaled it to zero
+        watcher = self.watcher(target)
+        verdict = watcher.wait(float(body["spec"].get("progressDeadlineSeconds", 600)) + 10)
+        if verdict.state == "healthy":
+            gates = watcher.gates()
+            if gates.state == "failed":
+                verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
+        entry["verdict_seconds"] = verdict.detail.get("seconds")
+        result["verdict"] = verdict.as_dict()
+        if verdict.state != "healthy":
+            self.api.scale(self.namespace, body["metadata"]["name"], 0)
+            entry.update(finished=utcnow(), verdict="failed", gate=verdict.gate, evidence=verdict.evidence)
+            self.api.record(self.namespace, self.name, entry)
+            stayed = (f"traffic stayed on {active} ({result.get('previous_image')})" if active
+                      else "no traffic was routed")
+            raise ReleaseFailed(f"Release {self.p['version']} ({result['image']}) failed gate {verdict.gate} on "
+                                f"{target}: {'; '.join(verdict.evidence)}. The Service was not switched: {stayed}.",
+                                {**result, "changed": True, "ledger_entry": entry})
+        switch_start = self.clock()
+        self.api.apply("Service", routed(self.p["service"], target))
+        result["switch_seconds"] = round(self.clock() - switch_start, 3)
+        entry.update(finished=utcnow(), verdict="succeeded", revision=verdict.detail.get("revision"))
+        self.api.record(self.namespace, self.name, entry)
+        return {**result, "changed": True, "active_color": target, "previous_color": active, "ledger_entry": entry}
+
+    def switch_back(self, actor: str, check_mode: bool = False) -> dict[str, Any]:
+        """Route the Service back to the other colour, if that colour is there and healthy."""
+        active = self.active_color()
+        if active is None:
+            raise ReleaseFailed(f"Cannot switch back: the Service of {self.namespace}/{self.name} selects no colour.",
+                                {})
+        other = COLORS[1] if active == COLORS[0] else COLORS[0]
+        watcher = self.watcher(other)
+        deployment = self.api.get_deployment(self.namespace, f"{self.name}-{other}")
+        verdict = assess(*watcher._snapshot()) if deployment else None
+        if deployment is None or verdict.state != "healthy" or not deployment["spec"].get("replicas"):
+            why = "does not exist" if deployment is None else "is not running healthy at full size"
+            raise ReleaseFailed(f"Cannot switch back to {other}: {self.name}-{other} {why}.", {"active_color": active})
+        result = {"changed": True, "from_color": active, "to_color": other, "target_image": _image(deployment),
+                  "from_image": _image(self.api.get_deployment(self.namespace, f"{self.name}-{active}"))}
+        if check_mode:
+            return {**result, "verdict": {"state": "would-switch-back"}}
+        start = self.clock()
+        self.api.apply("Service", routed(self.p["service"], other))
+        result["switch_seconds"] = round(self.clock() - start, 3)
+        self.api.record(self.namespace, self.name, {
+            "id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"), "actor": actor,
+            "version": (result["target_image"] or "").rsplit(":", 1)[-1], "image": result["target_image"],
+            "strategy": "manual-rollback", "started": utcnow(), "finished": utcnow(), "verdict": "succeeded",
+            "previous_image": result["from_image"], "color": other, "previous_color": active})
+        return {**result, "verdict": {"state": "healthy"}}

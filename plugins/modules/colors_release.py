@@ -42,8 +42,17 @@ options:
     description: Who releases (recorded in the ledger).
     type: str
     required: true
+  strategy:
+    description:
+      - C(rolling) updates the Deployment in place (maxSurge/maxUnavailable of the manifest).
+      - C(blue_green) releases to the idle one of two Deployments (I(name)-blue, I(name)-green) at full size
+        and switches the Service selector only when every gate passed; the previous colour keeps running for
+        an instant switch-back, and a failed release never receives traffic. Needs I(service).
+    type: str
+    choices: [rolling, blue_green]
+    default: rolling
   auto_rollback:
-    description: Restore the previous revision when a gate fails.
+    description: Restore the previous revision when a gate fails (rolling; blue_green never routes a failed release).
     type: bool
     default: true
   poll_interval:
@@ -95,6 +104,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+active_color:
+  description: Colour the Service selects after the release (blue_green).
+  returned: with strategy=blue_green
+  type: str
 verdict:
   description: The final verdict - state (healthy, failed, unchanged, would-release), gate, evidence, revision, seconds.
   returned: always
@@ -124,7 +137,7 @@ ledger_entry:
 import traceback  # noqa: E402 - Ansible modules define their documentation first
 
 try:
-    from ansible.module_utils.colors_release_engine import ClusterApi, ReleaseFailed, RollingRelease
+    from ansible.module_utils.colors_release_engine import BlueGreenRelease, ClusterApi, ReleaseFailed, RollingRelease
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
@@ -144,6 +157,7 @@ def argument_spec() -> dict:
         version=dict(type="str", required=True),
         previous_version=dict(type="str"),
         actor=dict(type="str", required=True),
+        strategy=dict(type="str", choices=["rolling", "blue_green"], default="rolling"),
         auto_rollback=dict(type="bool", default=True),
         poll_interval=dict(type="float", default=0.25),
         http_smoke=dict(type="dict", options=dict(url=dict(type="str"),
@@ -184,7 +198,8 @@ def main() -> None:
         params["service"].setdefault("metadata", {})["namespace"] = params["namespace"]
     try:
         client = get_api_client(module=module)
-        engine = RollingRelease(ClusterApi(client.client, dry_run=module.check_mode), params)
+        strategy = BlueGreenRelease if params["strategy"] == "blue_green" else RollingRelease
+        engine = strategy(ClusterApi(client.client, dry_run=module.check_mode), params)
         module.exit_json(**engine.run(check_mode=module.check_mode))
     except ReleaseFailed as exc:
         module.fail_json(msg=str(exc), **exc.result)

@@ -26,6 +26,17 @@ options:
     description: Labels selecting the Deployment's ReplicaSets and pods.
     type: dict
     required: true
+  strategy:
+    description:
+      - C(rolling) restores an earlier revision of the Deployment.
+      - C(blue_green) switches the Service back to the other colour (instant; that colour must be running
+        healthy); needs I(service).
+    type: str
+    choices: [rolling, blue_green]
+    default: rolling
+  service:
+    description: The rendered Service manifest (blue_green).
+    type: dict
   to_revision:
     description: Revision number to restore (see C(history) in the result).
     type: int
@@ -90,7 +101,13 @@ history:
 import traceback  # noqa: E402 - Ansible modules define their documentation first
 
 try:
-    from ansible.module_utils.colors_release_engine import ClusterApi, ReleaseFailed, RollingRelease, manual_rollback
+    from ansible.module_utils.colors_release_engine import (
+        BlueGreenRelease,
+        ClusterApi,
+        ReleaseFailed,
+        RollingRelease,
+        manual_rollback,
+    )
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
@@ -107,6 +124,8 @@ def argument_spec() -> dict:
         namespace=dict(type="str", required=True),
         name=dict(type="str", required=True),
         selector=dict(type="dict", required=True),
+        strategy=dict(type="str", choices=["rolling", "blue_green"], default="rolling"),
+        service=dict(type="dict"),
         to_revision=dict(type="int"),
         to_version=dict(type="str"),
         actor=dict(type="str", required=True),
@@ -133,7 +152,11 @@ def main() -> None:
     params = module.params
     try:
         client = get_api_client(module=module)
-        engine = RollingRelease(ClusterApi(client.client, dry_run=module.check_mode), engine_params(params))
+        api = ClusterApi(client.client, dry_run=module.check_mode)
+        if params["strategy"] == "blue_green":
+            bluegreen = BlueGreenRelease(api, {**engine_params(params), "service": params["service"]})
+            module.exit_json(**bluegreen.switch_back(params["actor"], check_mode=module.check_mode))
+        engine = RollingRelease(api, engine_params(params))
         module.exit_json(**manual_rollback(engine, params["to_revision"], params["to_version"], params["actor"],
                                            check_mode=module.check_mode))
     except ReleaseFailed as exc:

@@ -190,3 +190,14 @@ def test_manual_rollback_in_check_mode_changes_nothing():
     result = _rollback(cluster, check_mode=True)
     assert result["verdict"] == {"state": "would-roll-back"} and result["target_image"] == "colors:1.0.0"
     assert cluster.deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "colors:1.1.0"
+
+
+def test_a_colour_gets_its_own_name_selector_and_pod_label_and_the_service_follows_it():
+    body = engine.colored(manifest("colors:1.0.0"), "green")
+    assert body["metadata"]["name"] == "colors-green"
+    assert body["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "colors", "colors.io/color": "green"}
+    assert body["spec"]["template"]["metadata"]["labels"]["colors.io/color"] == "green"
+    assert manifest("colors:1.0.0")["metadata"]["name"] == "colors"  # the input is not modified
+    service = {"metadata": {"name": "colors"}, "spec": {"selector": {"app.kubernetes.io/name": "colors"}}}
+    assert engine.routed(service, "blue")["spec"]["selector"]["colors.io/color"] == "blue"
+    assert "colors.io/color" not in service["spec"]["selector"]
