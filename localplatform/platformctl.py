@@ -397,11 +397,37 @@ def components() -> list[Component]:
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address=127.0.0.1:{p['kwok']}", "--cidr=10.244.0.0/16",
         ], ("http", f"http://127.0.0.1:{p['kwok']}/healthz")),
+        Component("prometheus", ["prometheus"], [
+            "/usr/bin/prometheus", f"--config.file={PROMETHEUS_DIR / 'prometheus.yml'}",
+            f"--storage.tsdb.path={PROMETHEUS_DIR / 'data'}", "--storage.tsdb.retention.time=2d",
+            f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--web.enable-lifecycle",
+        ], ("http", f"http://127.0.0.1:{p['prometheus']}/-/ready")),
         Component("moto", ["moto"], [
             str(venv_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(p["moto"]),
         ], ("http", f"http://127.0.0.1:{p['moto']}/moto-api/"),
             env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}),
     ]
+
+
+PROMETHEUS_DIR = STATE / "prometheus"
+
+
+def ensure_prometheus_config() -> None:
+    """Prometheus scrapes itself and the targets other tools register in targets/*.json (file_sd)."""
+    (PROMETHEUS_DIR / "targets").mkdir(parents=True, exist_ok=True)
+    interval = CONFIG["prometheus"]["scrape_interval"]
+    config = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PORTS['prometheus']}"]}]},
+            {"job_name": "registered", "file_sd_configs": [
+                {"files": [str(PROMETHEUS_DIR / "targets" / "*.json")], "refresh_interval": "1s"}]},
+        ],
+    }
+    path = PROMETHEUS_DIR / "prometheus.yml"
+    text = yaml.safe_dump(config, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 def _kubeconfig_flags(user: str) -> list[str]:
@@ -501,6 +527,8 @@ def endpoints() -> dict[str, str]:
         "kube_apiserver": f"https://127.0.0.1:{PORTS['kube_apiserver']}",
         "aws_endpoint_url": f"http://127.0.0.1:{PORTS['moto']}",
         "aws_region": CONFIG["aws"]["region"],
+        "prometheus_url": f"http://127.0.0.1:{PORTS['prometheus']}",
+        "prometheus_targets_dir": str(PROMETHEUS_DIR / "targets"),
     }
 
 
@@ -509,6 +537,7 @@ def cmd_up(args: argparse.Namespace) -> dict:
     built = build_all()
     STATE.mkdir(parents=True, exist_ok=True)
     ensure_pki()
+    ensure_prometheus_config()
     started = []
     for comp in components():
         if start(comp):

@@ -191,7 +191,8 @@ class RollingRelease:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def run(self, check_mode: bool = False) -> dict[str, Any]:
+    def run(self, check_mode: bool = False, record: bool = True) -> dict[str, Any]:
+        """Release; with record=False the caller (a canary promotion) keeps the ledger entry."""
         desired = self.p["deployment"]
         before = self.api.get_deployment(self.namespace, self.name)
         previous_rs = None
@@ -229,7 +230,7 @@ class RollingRelease:
         entry["verdict_seconds"] = verdict.detail.get("seconds")
         if verdict.state == "healthy":
             entry.update(finished=utcnow(), verdict="succeeded", revision=result["revision"])
-            self.api.record(self.namespace, self.name, entry)
+            self._record(entry, record)
             result["ledger_entry"] = entry
             return result
 
@@ -238,13 +239,13 @@ class RollingRelease:
         entry.update(verdict="failed", gate=verdict.gate, evidence=verdict.evidence)
         if not self.p["auto_rollback"] or previous_rs is None:
             entry["finished"] = utcnow()
-            self.api.record(self.namespace, self.name, entry)
+            self._record(entry, record)
             reason = "automatic rollback is off" if not self.p["auto_rollback"] else "there is no earlier release"
             raise ReleaseFailed(f"{failure} Nothing was restored: {reason}.", {**result, "ledger_entry": entry})
 
         restored = self.restore(previous_rs)
         entry.update(finished=utcnow(), verdict="rolled_back", rollback_target=restored)
-        self.api.record(self.namespace, self.name, entry)
+        self._record(entry, record)
         result.update(rolled_back=True, restored=restored, ledger_entry=entry)
         if restored["state"] != "healthy":
             raise ReleaseFailed(f"{failure} Rolling back to {restored['image']} (revision "
@@ -252,6 +253,10 @@ class RollingRelease:
                                 f"{'; '.join(restored['evidence'])}.", result)
         raise ReleaseFailed(f"{failure} Restored {restored['image']} (revision {restored['from_revision']}), "
                             f"healthy again after {restored['seconds']}s.", result)
+
+    def _record(self, entry: dict, record: bool) -> None:
+        if record:
+            self.api.record(self.namespace, self.name, entry)
 
     def restore(self, replicaset: dict) -> dict[str, Any]:
         """Put the pod template of an earlier ReplicaSet back and wait until it is healthy."""
@@ -460,3 +465,93 @@ class BlueGreenRelease:
             "strategy": "manual-rollback", "started": utcnow(), "finished": utcnow(), "verdict": "succeeded",
             "previous_image": result["from_image"], "color": other, "previous_color": active})
         return {**result, "verdict": {"state": "healthy"}}
+
+
+TRACK_LABEL = "colors.io/track"
+
+
+def canary_of(manifest: dict, replicas: int) -> dict:
+    """The canary Deployment: <name>-canary, its own selector, pods still selected by the Service."""
+    body = copy.deepcopy(manifest)
+    body["metadata"]["name"] = f"{manifest['metadata']['name']}-canary"
+    body["metadata"].setdefault("labels", {})[TRACK_LABEL] = "canary"
+    body["spec"]["replicas"] = replicas
+    body["spec"]["selector"]["matchLabels"][TRACK_LABEL] = "canary"
+    body["spec"]["template"].setdefault("metadata", {}).setdefault("labels", {})[TRACK_LABEL] = "canary"
+    return body
+
+
+class CanaryRelease:
+    """A stepwise share of the replicas runs the new version beside the stable Deployment; at each step the
+    gates run and the canary pauses; any failed gate aborts (canary removed, stable back to full size);
+    after the last step the stable Deployment is updated in place and the canary removed."""
+
+    def __init__(self, api: ClusterApi, params: dict, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.api, self.p, self.clock, self.sleep = api, params, clock, sleep
+        self.namespace = params["namespace"]
+        self.name = params["deployment"]["metadata"]["name"]
+        self.stable = RollingRelease(api, params, clock=clock, sleep=sleep)
+
+    def run(self, check_mode: bool = False) -> dict[str, Any]:
+        desired = self.p["deployment"]
+        total = int(desired["spec"].get("replicas", 1))
+        live = self.api.get_deployment(self.namespace, self.name)
+        if live is None:  # nothing to compare a canary with: the first release goes out rolling
+            return self.stable.run(check_mode=check_mode)
+        dry = self.api.apply_dry_run(desired)
+        result: dict[str, Any] = {"strategy": "canary", "image": _image(desired), "version": self.p["version"],
+                                  "previous_image": _image(live), "steps": []}
+        if dry["metadata"]["generation"] == live["metadata"]["generation"]:
+            return {**result, "changed": False, "verdict": {"state": "healthy"}}
+        if check_mode:
+            return {**result, "changed": True, "verdict": {"state": "would-release"}}
+        entry = {"id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"),
+                 "actor": self.p["actor"], "version": self.p["version"], "image": result["image"],
+                 "strategy": "canary", "started": utcnow(), "previous_image": result["previous_image"]}
+        for step in self.p["canary_steps"]:
+            if step["percent"] >= 100:
+                break
+            canary = canary_of(desired, step["canary"])
+            self.api.apply("Deployment", canary)
+            self.api.scale(self.namespace, self.name, step["stable"])
+            watcher = RollingRelease(self.api, {**self.p, "deployment": canary}, clock=self.clock, sleep=self.sleep)
+            verdict = watcher.wait(float(canary["spec"].get("progressDeadlineSeconds", 600)) + 10)
+            if verdict.state == "healthy":
+                self.sleep(self.p.get("canary_pause", 0))
+                gates = watcher.gates()
+                if gates.state == "failed":
+                    verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
+            result["steps"].append({**step, "state": verdict.state})
+            if verdict.state != "healthy":
+                return self._abort(result, entry, step, verdict, total)
+        self.api.scale(self.namespace, self.name, total)
+        try:
+            promoted = self.stable.run(record=False)  # the stable Deployment takes the new template (rolling, gated)
+        except ReleaseFailed as exc:  # the full rollout failed a gate: the stable engine rolled it back
+            self.api.scale(self.namespace, f"{self.name}-canary", 0)
+            entry.update(finished=utcnow(), verdict="rolled_back", steps=result["steps"],
+                         gate=exc.result.get("verdict", {}).get("gate"),
+                         evidence=exc.result.get("verdict", {}).get("evidence"))
+            self.api.record(self.namespace, self.name, entry)
+            raise
+        self.api.scale(self.namespace, f"{self.name}-canary", 0)
+        entry.update(finished=utcnow(), verdict="succeeded", steps=result["steps"], revision=promoted.get("revision"))
+        self.api.record(self.namespace, self.name, entry)
+        return {**result, "changed": True, "verdict": promoted["verdict"], "ledger_entry": entry}
+
+    def _abort(self, result, entry, step, verdict, total) -> dict[str, Any]:
+        start = self.clock()
+        self.api.scale(self.namespace, f"{self.name}-canary", 0)
+        self.api.scale(self.namespace, self.name, total)
+        restored = self.stable.wait(float(self.p["deployment"]["spec"].get("progressDeadlineSeconds", 600)) + 10)
+        entry.update(finished=utcnow(), verdict="rolled_back", gate=verdict.gate, evidence=verdict.evidence,
+                     steps=result["steps"], rollback_target={"image": result["previous_image"],
+                                                             "state": restored.state,
+                                                             "seconds": round(self.clock() - start, 2)})
+        self.api.record(self.namespace, self.name, entry)
+        raise ReleaseFailed(
+            f"Canary {self.p['version']} ({result['image']}) aborted at {step['percent']}% "
+            f"({step['canary']} of {total} pods): gate {verdict.gate} failed: {'; '.join(verdict.evidence)}. "
+            f"Canary removed; {result['previous_image']} is back at {total} replicas ({restored.state}).",
+            {**result, "changed": True, "rolled_back": True, "ledger_entry": entry})

@@ -48,9 +48,21 @@ options:
       - C(blue_green) releases to the idle one of two Deployments (I(name)-blue, I(name)-green) at full size
         and switches the Service selector only when every gate passed; the previous colour keeps running for
         an instant switch-back, and a failed release never receives traffic. Needs I(service).
+      - C(canary) runs the new version beside the stable Deployment in I(canary_steps), with the gates and a
+        pause at each step; a failed gate removes the canary and restores the stable size; after the last step
+        the stable Deployment takes the new version (rolling, gated).
     type: str
-    choices: [rolling, blue_green]
+    choices: [rolling, blue_green, canary]
     default: rolling
+  canary_steps:
+    description: Steps of a canary - percent, canary and stable replicas (the C(canary_steps) filter's output).
+    type: list
+    elements: dict
+    default: []
+  canary_pause:
+    description: Seconds a canary step waits before its gates run.
+    type: float
+    default: 0
   auto_rollback:
     description: Restore the previous revision when a gate fails (rolling; blue_green never routes a failed release).
     type: bool
@@ -137,7 +149,13 @@ ledger_entry:
 import traceback  # noqa: E402 - Ansible modules define their documentation first
 
 try:
-    from ansible.module_utils.colors_release_engine import BlueGreenRelease, ClusterApi, ReleaseFailed, RollingRelease
+    from ansible.module_utils.colors_release_engine import (
+        BlueGreenRelease,
+        CanaryRelease,
+        ClusterApi,
+        ReleaseFailed,
+        RollingRelease,
+    )
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
@@ -157,7 +175,9 @@ def argument_spec() -> dict:
         version=dict(type="str", required=True),
         previous_version=dict(type="str"),
         actor=dict(type="str", required=True),
-        strategy=dict(type="str", choices=["rolling", "blue_green"], default="rolling"),
+        strategy=dict(type="str", choices=["rolling", "blue_green", "canary"], default="rolling"),
+        canary_steps=dict(type="list", elements="dict", default=[]),
+        canary_pause=dict(type="float", default=0),
         auto_rollback=dict(type="bool", default=True),
         poll_interval=dict(type="float", default=0.25),
         http_smoke=dict(type="dict", options=dict(url=dict(type="str"),
@@ -175,6 +195,8 @@ def validate(params: dict) -> str | None:
     if (deployment["metadata"].get("namespace") or params["namespace"]) != params["namespace"]:
         return (f"deployment namespace {deployment['metadata']['namespace']!r} differs from "
                 f"namespace={params['namespace']!r}")
+    if params.get("strategy") == "canary" and not params.get("canary_steps"):
+        return "strategy=canary needs canary_steps (the canary_steps filter turns percentages into them)"
     for check in (params.get("prometheus") or {}).get("queries") or []:
         missing = {"name", "query", "max"} - set(check)
         if missing:
@@ -198,7 +220,8 @@ def main() -> None:
         params["service"].setdefault("metadata", {})["namespace"] = params["namespace"]
     try:
         client = get_api_client(module=module)
-        strategy = BlueGreenRelease if params["strategy"] == "blue_green" else RollingRelease
+        strategy = {"rolling": RollingRelease, "blue_green": BlueGreenRelease, "canary": CanaryRelease}[
+            params["strategy"]]
         engine = strategy(ClusterApi(client.client, dry_run=module.check_mode), params)
         module.exit_json(**engine.run(check_mode=module.check_mode))
     except ReleaseFailed as exc:

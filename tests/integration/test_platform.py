@@ -152,7 +152,7 @@ def test_every_component_reports_healthy():
     assert result.returncode == 0, result.stdout + result.stderr
     status = json.loads(result.stdout)
     assert set(status["components"]) == {"etcd", "kube-apiserver", "kube-controller-manager",
-                                         "kube-scheduler", "kwok", "moto"}
+                                         "kube-scheduler", "kwok", "prometheus", "moto"}
     assert all(c["healthy"] and c["pid"] for c in status["components"].values())
 
 

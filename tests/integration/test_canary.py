@@ -1,0 +1,117 @@
+"""Canary releases on the real API server, judged by a real Prometheus evaluating a real query.
+
+A small exporter (this test) serves request counters; the local platform's Prometheus scrapes it through a
+registered target; the canary's metric gate queries the error ratio at every step.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from helpers import PLATFORM, STATE, ansible_playbook
+
+pytestmark = pytest.mark.platform
+NS = "canary"
+PROMETHEUS = f"http://127.0.0.1:{PLATFORM['ports']['prometheus']}"
+ERROR_RATIO = ('sum(rate(http_requests_total{namespace="canary",status=~"5.."}[20s]))'
+               ' / sum(rate(http_requests_total{namespace="canary"}[20s]))')
+GATES = json.dumps({"app_release_prometheus_url": PROMETHEUS, "app_release_canary_pause": "1s",
+                    "app_release_prometheus_gates": [{"name": "error-ratio", "query": ERROR_RATIO, "max": 0.02}]})
+ARGS = ["-i", "inventories/local", "-e", f"app_release_namespace={NS}", "-e", f"cluster_bootstrap_app_namespace={NS}",
+        "-e", "app_release_strategy=canary", "-e", "app_release_replicas=4", "-e", GATES]
+
+
+class Exporter:
+    """Request counters whose share of 5xx answers the test sets."""
+
+    def __init__(self):
+        self.error_share = 0.0
+        self.ok = self.errors = 0.0
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                exporter.ok += 10 * (1 - exporter.error_share)
+                exporter.errors += 10 * exporter.error_share
+                body = ("# TYPE http_requests_total counter\n"
+                        f'http_requests_total{{status="200"}} {exporter.ok}\n'
+                        f'http_requests_total{{status="500"}} {exporter.errors}\n').encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.target = STATE / "prometheus" / "targets" / "canary-test.json"
+        self.target.write_text(json.dumps([{"targets": [f"127.0.0.1:{self.server.server_port}"],
+                                            "labels": {"namespace": NS}}]))
+
+    def settle(self, share: float) -> float:
+        """Serve `share` errors until Prometheus computes that ratio from its own scrapes."""
+        self.error_share = share
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            query = urllib.parse.urlencode({"query": ERROR_RATIO})
+            with urllib.request.urlopen(f"{PROMETHEUS}/api/v1/query?{query}", timeout=5) as resp:  # noqa: S310
+                result = json.loads(resp.read())["data"]["result"]
+            if result and abs(float(result[0]["value"][1]) - share) < 0.01:
+                return float(result[0]["value"][1])
+            time.sleep(1)
+        raise AssertionError(f"Prometheus never computed an error ratio of {share}")
+
+    def close(self):
+        self.target.unlink(missing_ok=True)
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def exporter(k8s):
+    exp = Exporter()
+    exp.settle(0.0)
+    assert ansible_playbook("deploy.yml", *ARGS, "-e", "app_release_version=7.0.0").returncode == 0
+    yield exp
+    exp.close()
+    core, _, _ = k8s
+    core.delete_namespace(NS)
+
+
+def _images(k8s):
+    _, apps, _ = k8s
+    stable = apps.read_namespaced_deployment("colors", NS)
+    return stable.spec.template.spec.containers[0].image, stable.status.ready_replicas
+
+
+def test_a_canary_whose_error_ratio_exceeds_the_gate_is_aborted(k8s, exporter):
+    exporter.settle(0.5)
+    result = ansible_playbook("deploy.yml", *ARGS, "-e", "app_release_version=7.1.0")
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())
+    assert "Canary 7.1.0 (localhost/colors:7.1.0) aborted at 25% (1 of 4 pods): gate prometheus:error-ratio" in out
+    assert "= 0.5 > 0.02" in out
+    assert "localhost/colors:7.0.0 is back at 4 replicas (healthy)" in out
+    assert _images(k8s) == ("localhost/colors:7.0.0", 4)
+    _, apps, _ = k8s
+    assert apps.read_namespaced_deployment("colors-canary", NS).spec.replicas == 0
+
+
+def test_a_canary_that_passes_every_step_is_promoted(k8s, exporter):
+    exporter.settle(0.0)
+    result = ansible_playbook("deploy.yml", *ARGS, "-e", "app_release_version=7.2.0")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert _images(k8s) == ("localhost/colors:7.2.0", 4)
+    core, _, _ = k8s
+    entries = [json.loads(cm.data["entry"]) for cm in
+               core.list_namespaced_config_map(NS, label_selector="colors.io/release-ledger=colors").items]
+    latest = max(entries, key=lambda e: e["id"])
+    assert latest["strategy"] == "canary" and latest["verdict"] == "succeeded"
+    assert [s["percent"] for s in latest["steps"]] == [25, 50]
