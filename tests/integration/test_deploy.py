@@ -172,3 +172,13 @@ def test_the_lock_of_a_deploy_that_died_expires_and_the_next_deploy_proceeds(k8s
     with pytest.raises(ApiException) as err:  # released at the end of the release
         leases.read_namespaced_lease("colors-release", NS)
     assert err.value.status == 404
+
+
+def test_a_person_can_break_the_lock_of_a_run_known_to_be_dead(k8s, deployed, leases):
+    now = datetime.datetime.now(datetime.UTC)
+    leases.create_namespaced_lease(NS, _lease("hung@ci/run-9", now, 900))
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", "app_release_version=0.9.0",
+                              "-e", "app_release_lock_force_release=true")
+    assert result.returncode == 0, result.stdout[-3000:]
+    with pytest.raises(ApiException):
+        leases.read_namespaced_lease("colors-release", NS)
