@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from ansible.module_utils.colors_k8s import OperatorError
 from ansible.module_utils.colors_release_health import (
     Verdict,
     assess,
@@ -27,10 +28,8 @@ LEDGER_LABEL = "colors.io/release-ledger"
 FIELD_MANAGER = "colors-release"
 
 
-class ReleaseFailed(Exception):
-    def __init__(self, message: str, result: dict[str, Any]):
-        super().__init__(message)
-        self.result = result
+class ReleaseFailed(OperatorError):
+    """A release or rollback that did not end healthy; the message names the gate, evidence and outcome."""
 
 
 def utcnow() -> str:

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ansible.module_utils.colors_k8s import OperatorError
+
 MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-class LockHeld(Exception):
+class LockHeld(OperatorError):
     """Another holder has the lock and it has not expired."""
 
 

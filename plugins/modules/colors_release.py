@@ -146,29 +146,18 @@ ledger_entry:
   type: dict
 """
 
-import traceback  # noqa: E402 - Ansible modules define their documentation first
-
-try:
-    from ansible.module_utils.colors_release_engine import (
-        BlueGreenRelease,
-        CanaryRelease,
-        ClusterApi,
-        ReleaseFailed,
-        RollingRelease,
-    )
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-
-    IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - reported by main()
-    IMPORT_ERROR = traceback.format_exc()
+from ansible.module_utils.colors_k8s import AUTH_ARG_SPEC, OperatorError, run_module  # noqa: E402, F401
+from ansible.module_utils.colors_k8s import argument_spec as k8s_argument_spec  # noqa: E402
+from ansible.module_utils.colors_release_engine import (  # noqa: E402
+    BlueGreenRelease,
+    CanaryRelease,
+    ClusterApi,
+    RollingRelease,
+)
 
 
 def argument_spec() -> dict:
-    spec = dict(AUTH_ARG_SPEC)
-    spec.update(
+    return k8s_argument_spec(
         namespace=dict(type="str", required=True),
         deployment=dict(type="dict", required=True),
         service=dict(type="dict"),
@@ -185,7 +174,6 @@ def argument_spec() -> dict:
         prometheus=dict(type="dict", options=dict(url=dict(type="str"),
                                                   queries=dict(type="list", elements="dict", default=[]))),
     )
-    return spec
 
 
 def validate(params: dict) -> str | None:
@@ -205,32 +193,20 @@ def validate(params: dict) -> str | None:
 
 
 def main() -> None:
-    if IMPORT_ERROR:
-        from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-        AnsibleModule(argument_spec={}).fail_json(msg=missing_required_lib("kubernetes.core"),
-                                                  exception=IMPORT_ERROR)
-    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
-    problem = validate(module.params)
-    if problem:
-        module.fail_json(msg=problem)
-    params = dict(module.params)
-    params["deployment"].setdefault("metadata", {})["namespace"] = params["namespace"]
-    if params.get("service"):
-        params["service"].setdefault("metadata", {})["namespace"] = params["namespace"]
-    try:
-        client = get_api_client(module=module)
+    def body(module, client):
+        problem = validate(module.params)
+        if problem:
+            raise OperatorError(problem)
+        params = dict(module.params)
+        for manifest in (params["deployment"], params.get("service")):
+            if manifest:
+                manifest.setdefault("metadata", {})["namespace"] = params["namespace"]
         strategy = {"rolling": RollingRelease, "blue_green": BlueGreenRelease, "canary": CanaryRelease}[
             params["strategy"]]
-        engine = strategy(ClusterApi(client.client, dry_run=module.check_mode), params)
-        module.exit_json(**engine.run(check_mode=module.check_mode))
-    except ReleaseFailed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    except CoreException as exc:
-        module.fail_json(msg=f"Could not reach the Kubernetes API: {exc}")
-    except Exception as exc:  # the API's own answer (403, 409, 422 ...) is the most useful message
-        module.fail_json(msg=f"Release of {params['deployment']['metadata']['name']} failed: "
-                             f"{getattr(exc, 'summary', lambda: None)() or exc}", exception=traceback.format_exc())
+        return strategy(ClusterApi(client.client, dry_run=module.check_mode), params).run(
+            check_mode=module.check_mode)
+
+    run_module(argument_spec(), body, "Release")
 
 
 if __name__ == "__main__":

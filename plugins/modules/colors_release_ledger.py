@@ -51,25 +51,17 @@ entries:
   elements: dict
 """
 
-import traceback  # noqa: E402 - Ansible modules define their documentation first
-
-try:
-    from ansible.module_utils.colors_release_engine import ClusterApi
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-
-    IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - reported by main()
-    IMPORT_ERROR = traceback.format_exc()
+from ansible.module_utils.colors_k8s import AUTH_ARG_SPEC, run_module  # noqa: E402, F401
+from ansible.module_utils.colors_k8s import argument_spec as k8s_argument_spec  # noqa: E402
+from ansible.module_utils.colors_release_engine import ClusterApi  # noqa: E402
 
 
 def argument_spec() -> dict:
-    spec = dict(AUTH_ARG_SPEC)
-    spec.update(namespace=dict(type="str", required=True), release=dict(type="str", default="colors"),
-                since=dict(type="str"))
-    return spec
+    return k8s_argument_spec(
+        namespace=dict(type="str", required=True),
+        release=dict(type="str", default="colors"),
+        since=dict(type="str"),
+    )
 
 
 def select(entries: list[dict], since: str | None) -> list[dict]:
@@ -78,18 +70,11 @@ def select(entries: list[dict], since: str | None) -> list[dict]:
 
 
 def main() -> None:
-    if IMPORT_ERROR:
-        from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-        AnsibleModule(argument_spec={}).fail_json(msg=missing_required_lib("kubernetes.core"),
-                                                  exception=IMPORT_ERROR)
-    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        client = get_api_client(module=module)
+    def body(module, client):
         entries = ClusterApi(client.client).ledger(module.params["namespace"], module.params["release"])
-    except CoreException as exc:
-        module.fail_json(msg=f"Could not reach the Kubernetes API: {exc}")
-    module.exit_json(changed=False, entries=select(entries, module.params["since"]))
+        return {"changed": False, "entries": select(entries, module.params["since"])}
+
+    run_module(argument_spec(), body, "Release ledger")
 
 
 if __name__ == "__main__":

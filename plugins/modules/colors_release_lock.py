@@ -80,25 +80,13 @@ lease:
   type: dict
 """
 
-import traceback  # noqa: E402 - Ansible modules define their documentation first
-
-from ansible.module_utils.basic import missing_required_lib  # noqa: E402
-
-try:
-    from ansible.module_utils.colors_release_lock import LeaseApi, LockHeld, ReleaseLock
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-
-    IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - reported by main()
-    IMPORT_ERROR = traceback.format_exc()
+from ansible.module_utils.colors_k8s import AUTH_ARG_SPEC, OperatorError, run_module  # noqa: E402, F401
+from ansible.module_utils.colors_k8s import argument_spec as k8s_argument_spec  # noqa: E402
+from ansible.module_utils.colors_release_lock import LeaseApi, ReleaseLock  # noqa: E402
 
 
 def argument_spec() -> dict:
-    spec = dict(AUTH_ARG_SPEC)
-    spec.update(
+    return k8s_argument_spec(
         namespace=dict(type="str", required=True),
         name=dict(type="str", default="colors-release"),
         holder=dict(type="str", required=True),
@@ -106,38 +94,23 @@ def argument_spec() -> dict:
         duration=dict(type="int", default=900),
         force=dict(type="bool", default=False),
     )
-    return spec
 
 
 def run(module, lock) -> dict:
     params = module.params
     if params["state"] == "acquired":
         if params["duration"] < 10:
-            module.fail_json(msg=f"duration={params['duration']} is too short: allowed 10 seconds or more")
+            raise OperatorError(f"duration={params['duration']} is too short: allowed 10 seconds or more")
         return lock.acquire(params["holder"], params["duration"], check_mode=module.check_mode)
     return lock.release(params["holder"], force=params["force"], check_mode=module.check_mode)
 
 
 def main() -> None:
-    if IMPORT_ERROR:
-        from ansible.module_utils.basic import AnsibleModule
-
-        AnsibleModule(argument_spec={}).fail_json(msg=missing_required_lib("kubernetes.core"),
-                                                  exception=IMPORT_ERROR)
-    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        client = get_api_client(module=module)
+    def body(module, client):
         lock = ReleaseLock(LeaseApi(client.client.client), module.params["namespace"], module.params["name"])
-        module.exit_json(**run(module, lock))
-    except LockHeld as exc:
-        module.fail_json(msg=str(exc))
-    except CoreException as exc:
-        module.fail_json(msg=f"Could not reach the Kubernetes API: {exc}")
-    except Exception as exc:  # the API's own answer (403, 409, ...) is the most useful message
-        reason = getattr(exc, "reason", None) or str(exc)
-        body = getattr(exc, "body", "") or ""
-        where = f"{module.params['namespace']}/{module.params['name']}"
-        module.fail_json(msg=f"Release lock {where}: {reason} {body}".strip())
+        return run(module, lock)
+
+    run_module(argument_spec(), body, "Release lock")
 
 
 if __name__ == "__main__":

@@ -98,29 +98,18 @@ history:
   elements: dict
 """
 
-import traceback  # noqa: E402 - Ansible modules define their documentation first
-
-try:
-    from ansible.module_utils.colors_release_engine import (
-        BlueGreenRelease,
-        ClusterApi,
-        ReleaseFailed,
-        RollingRelease,
-        manual_rollback,
-    )
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-
-    IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - reported by main()
-    IMPORT_ERROR = traceback.format_exc()
+from ansible.module_utils.colors_k8s import AUTH_ARG_SPEC, OperatorError, run_module  # noqa: E402, F401
+from ansible.module_utils.colors_k8s import argument_spec as k8s_argument_spec  # noqa: E402
+from ansible.module_utils.colors_release_engine import (  # noqa: E402
+    BlueGreenRelease,
+    ClusterApi,
+    RollingRelease,
+    manual_rollback,
+)
 
 
 def argument_spec() -> dict:
-    spec = dict(AUTH_ARG_SPEC)
-    spec.update(
+    return k8s_argument_spec(
         namespace=dict(type="str", required=True),
         name=dict(type="str", required=True),
         selector=dict(type="dict", required=True),
@@ -131,7 +120,6 @@ def argument_spec() -> dict:
         actor=dict(type="str", required=True),
         poll_interval=dict(type="float", default=0.25),
     )
-    return spec
 
 
 def engine_params(params: dict) -> dict:
@@ -142,27 +130,16 @@ def engine_params(params: dict) -> dict:
 
 
 def main() -> None:
-    if IMPORT_ERROR:
-        from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-        AnsibleModule(argument_spec={}).fail_json(msg=missing_required_lib("kubernetes.core"),
-                                                  exception=IMPORT_ERROR)
-    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True,
-                              mutually_exclusive=[("to_revision", "to_version")])
-    params = module.params
-    try:
-        client = get_api_client(module=module)
+    def body(module, client):
+        params = module.params
         api = ClusterApi(client.client, dry_run=module.check_mode)
         if params["strategy"] == "blue_green":
             bluegreen = BlueGreenRelease(api, {**engine_params(params), "service": params["service"]})
-            module.exit_json(**bluegreen.switch_back(params["actor"], check_mode=module.check_mode))
-        engine = RollingRelease(api, engine_params(params))
-        module.exit_json(**manual_rollback(engine, params["to_revision"], params["to_version"], params["actor"],
-                                           check_mode=module.check_mode))
-    except ReleaseFailed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    except CoreException as exc:
-        module.fail_json(msg=f"Could not reach the Kubernetes API: {exc}")
+            return bluegreen.switch_back(params["actor"], check_mode=module.check_mode)
+        return manual_rollback(RollingRelease(api, engine_params(params)), params["to_revision"],
+                               params["to_version"], params["actor"], check_mode=module.check_mode)
+
+    run_module(argument_spec(), body, "Rollback", mutually_exclusive=[("to_revision", "to_version")])
 
 
 if __name__ == "__main__":

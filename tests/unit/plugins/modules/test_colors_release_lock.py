@@ -50,5 +50,5 @@ def test_acquire_and_release_are_passed_through_with_check_mode():
 
 
 def test_a_too_short_duration_is_refused_naming_the_value():
-    with pytest.raises(Failed, match="duration=5 is too short: allowed 10 seconds or more"):
+    with pytest.raises(module_file.OperatorError, match="duration=5 is too short: allowed 10 seconds or more"):
         module_file.run(FakeModule(namespace="colors", holder="me", duration=5), RecordingLock())
