@@ -113,3 +113,40 @@ def test_the_release_report_reads_the_ledger_back(k8s, good_release):
     assert f"releases: {len(releases)}" in result.stdout and f"failed: {len(failed)}" in result.stdout
     assert len(failed) >= 3  # the three drills of this module were recorded as failures
     assert "mean_time_to_restore_seconds:" in result.stdout and recap(result)["changed"] == 0
+
+
+@pytest.fixture
+def smoke_endpoint():
+    """An HTTP endpoint standing in for the released service's URL; the test sets its answer."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    state = {"status": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(state["status"])
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state, f"http://127.0.0.1:{server.server_port}/readyz"
+    server.shutdown()
+
+
+def test_a_failing_http_smoke_check_rolls_the_release_back(k8s, good_release, smoke_endpoint):
+    state, url = smoke_endpoint
+    state["status"] = 503
+    before = _image(k8s)
+    result = _deploy("2.5.0", "-e", f"app_release_smoke_url={url}")
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())
+    assert f"failed gate http-smoke: GET {url} answered 503, expected 200" in out
+    assert f"Restored {before}" in out and _image(k8s) == before
+    state["status"] = 200
+    passed = _deploy("2.5.0", "-e", f"app_release_smoke_url={url}")
+    assert passed.returncode == 0, passed.stdout[-3000:]
+    assert _image(k8s) == "localhost/colors:2.5.0"
