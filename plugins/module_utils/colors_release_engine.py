@@ -36,6 +36,14 @@ def utcnow() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def ledger_entry(actor: str, image: str | None, strategy: str, previous_image: str | None,
+                 version: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A new ledger entry, started now; `version` defaults to the image tag."""
+    return {"id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"), "actor": actor,
+            "version": version if version is not None else (image or "").rsplit(":", 1)[-1], "image": image,
+            "strategy": strategy, "started": utcnow(), "previous_image": previous_image, **extra}
+
+
 class ClusterApi:
     """The calls the engine makes, on kubernetes.core's DynamicClient."""
 
@@ -214,10 +222,8 @@ class RollingRelease:
                 result["verdict"] = verdict.as_dict()
                 return result
 
-        entry = {"id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"),
-                 "actor": self.p["actor"], "version": self.p["version"], "image": result["image"],
-                 "strategy": "rolling", "started": utcnow(), "previous_version": self.p.get("previous_version"),
-                 "previous_image": result["previous_image"]}
+        entry = ledger_entry(self.p["actor"], result["image"], "rolling", result["previous_image"],
+                             self.p["version"], previous_version=self.p.get("previous_version"))
         deadline = float(desired["spec"].get("progressDeadlineSeconds", 600)) + 10
         verdict = self.wait(deadline)
         if verdict.state == "healthy":
@@ -330,9 +336,7 @@ def manual_rollback(engine: RollingRelease, to_revision: int | None, to_version:
         return {**result, "changed": False, "verdict": {"state": "unchanged"}}
     if check_mode:
         return {**result, "changed": True, "verdict": {"state": "would-roll-back"}}
-    entry = {"id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"), "actor": actor,
-             "version": (_image(target) or "").rsplit(":", 1)[-1], "image": _image(target),
-             "strategy": "manual-rollback", "started": utcnow(), "previous_image": _image(deployment)}
+    entry = ledger_entry(actor, _image(target), "manual-rollback", _image(deployment))
     restored = engine.restore(target)
     entry.update(finished=utcnow(), verdict="succeeded" if restored["state"] == "healthy" else "failed",
                  revision=restored["revision"], evidence=restored["evidence"])
@@ -408,10 +412,8 @@ class BlueGreenRelease:
         if check_mode:
             return {**result, "changed": True, "verdict": {"state": "would-release"}}
 
-        entry = {"id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"),
-                 "actor": self.p["actor"], "version": self.p["version"], "image": result["image"],
-                 "strategy": "blue_green", "started": utcnow(), "previous_image": result.get("previous_image"),
-                 "color": target, "previous_color": active}
+        entry = ledger_entry(self.p["actor"], result["image"], "blue_green", result.get("previous_image"),
+                             self.p["version"], color=target, previous_color=active)
         body = colored(self.p["deployment"], target)
         self.api.apply("Deployment", body)  # full size again, also when an earlier failure scaled it to zero
         watcher = self.watcher(target)
@@ -458,11 +460,9 @@ class BlueGreenRelease:
         start = self.clock()
         self.api.apply("Service", routed(self.p["service"], other))
         result["switch_seconds"] = round(self.clock() - start, 3)
-        self.api.record(self.namespace, self.name, {
-            "id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"), "actor": actor,
-            "version": (result["target_image"] or "").rsplit(":", 1)[-1], "image": result["target_image"],
-            "strategy": "manual-rollback", "started": utcnow(), "finished": utcnow(), "verdict": "succeeded",
-            "previous_image": result["from_image"], "color": other, "previous_color": active})
+        self.api.record(self.namespace, self.name, ledger_entry(
+            actor, result["target_image"], "manual-rollback", result["from_image"], finished=utcnow(),
+            verdict="succeeded", color=other, previous_color=active))
         return {**result, "verdict": {"state": "healthy"}}
 
 
@@ -505,9 +505,7 @@ class CanaryRelease:
             return {**result, "changed": False, "verdict": {"state": "healthy"}}
         if check_mode:
             return {**result, "changed": True, "verdict": {"state": "would-release"}}
-        entry = {"id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"),
-                 "actor": self.p["actor"], "version": self.p["version"], "image": result["image"],
-                 "strategy": "canary", "started": utcnow(), "previous_image": result["previous_image"]}
+        entry = ledger_entry(self.p["actor"], result["image"], "canary", result["previous_image"], self.p["version"])
         for step in self.p["canary_steps"]:
             if step["percent"] >= 100:
                 break
