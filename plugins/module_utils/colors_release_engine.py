@@ -182,6 +182,21 @@ class RollingRelease:
             self.sleep(pause)
             pause = min(pause * 2, self.p["poll_interval"])
 
+    def wait_for_rollout(self, manifest: dict | None = None) -> Verdict:
+        """wait() with the controller's own deadline: progressDeadlineSeconds plus one grace period."""
+        spec = (manifest or self.p["deployment"])["spec"]
+        return self.wait(float(spec.get("progressDeadlineSeconds", 600)) + 10)
+
+    def judge(self, pause: float = 0) -> Verdict:
+        """The rollout's verdict, then (after `pause`) the HTTP and metric gates once it is healthy."""
+        verdict = self.wait_for_rollout()
+        if verdict.state == "healthy":
+            self.sleep(pause)
+            gates = self.gates()
+            if gates.state == "failed":
+                verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
+        return verdict
+
     def gates(self) -> Verdict:
         smoke = self.p.get("http_smoke") or {}
         if smoke.get("url"):
@@ -224,12 +239,7 @@ class RollingRelease:
 
         entry = ledger_entry(self.p["actor"], result["image"], "rolling", result["previous_image"],
                              self.p["version"], previous_version=self.p.get("previous_version"))
-        deadline = float(desired["spec"].get("progressDeadlineSeconds", 600)) + 10
-        verdict = self.wait(deadline)
-        if verdict.state == "healthy":
-            gates = self.gates()
-            if gates.state == "failed":
-                verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
+        verdict = self.judge()
         result["verdict"] = verdict.as_dict()
         result["revision"] = verdict.detail.get("revision")
         entry["verdict_seconds"] = verdict.detail.get("seconds")
@@ -270,7 +280,7 @@ class RollingRelease:
         start = self.clock()
         self.api.replace_template(self.namespace, self.name, template)
         deployment = self.api.get_deployment(self.namespace, self.name)
-        verdict = self.wait(float(deployment["spec"].get("progressDeadlineSeconds", 600)) + 10)
+        verdict = self.wait_for_rollout(deployment)
         return {"state": verdict.state, "image": _image({"spec": {"template": template}}),
                 "from_revision": revision_of(replicaset), "revision": verdict.detail.get("revision"),
                 "evidence": verdict.evidence, "seconds": round(self.clock() - start, 2)}
@@ -417,11 +427,7 @@ class BlueGreenRelease:
         body = colored(self.p["deployment"], target)
         self.api.apply("Deployment", body)  # full size again, also when an earlier failure scaled it to zero
         watcher = self.watcher(target)
-        verdict = watcher.wait(float(body["spec"].get("progressDeadlineSeconds", 600)) + 10)
-        if verdict.state == "healthy":
-            gates = watcher.gates()
-            if gates.state == "failed":
-                verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
+        verdict = watcher.judge()
         entry["verdict_seconds"] = verdict.detail.get("seconds")
         result["verdict"] = verdict.as_dict()
         if verdict.state != "healthy":
@@ -513,12 +519,7 @@ class CanaryRelease:
             self.api.apply("Deployment", canary)
             self.api.scale(self.namespace, self.name, step["stable"])
             watcher = RollingRelease(self.api, {**self.p, "deployment": canary}, clock=self.clock, sleep=self.sleep)
-            verdict = watcher.wait(float(canary["spec"].get("progressDeadlineSeconds", 600)) + 10)
-            if verdict.state == "healthy":
-                self.sleep(self.p.get("canary_pause", 0))
-                gates = watcher.gates()
-                if gates.state == "failed":
-                    verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
+            verdict = watcher.judge(pause=self.p.get("canary_pause", 0))
             result["steps"].append({**step, "state": verdict.state})
             if verdict.state != "healthy":
                 return self._abort(result, entry, step, verdict, total)
@@ -541,7 +542,7 @@ class CanaryRelease:
         start = self.clock()
         self.api.scale(self.namespace, f"{self.name}-canary", 0)
         self.api.scale(self.namespace, self.name, total)
-        restored = self.stable.wait(float(self.p["deployment"]["spec"].get("progressDeadlineSeconds", 600)) + 10)
+        restored = self.stable.wait_for_rollout()
         entry.update(finished=utcnow(), verdict="rolled_back", gate=verdict.gate, evidence=verdict.evidence,
                      steps=result["steps"], rollback_target={"image": result["previous_image"],
                                                              "state": restored.state,
