@@ -403,9 +403,11 @@ def components() -> list[Component]:
             f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--web.enable-lifecycle",
         ], ("http", f"http://127.0.0.1:{p['prometheus']}/-/ready")),
         Component("moto", ["moto"], [
-            str(venv_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(p["moto"]),
+            # moto_server.py: moto's server with the gaps that made Terraform plans drift closed.
+            str(venv_bin / "python"), str(HERE / "moto_server.py"), "-H", "127.0.0.1", "-p", str(p["moto"]),
         ], ("http", f"http://127.0.0.1:{p['moto']}/moto-api/"),
-            env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}),
+            # ACM certificates validate after 2 s instead of 60 (the edge module waits for validation).
+            env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "2"}),
     ]
 
 

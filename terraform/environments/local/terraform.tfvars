@@ -1,0 +1,32 @@
+# local: applied to the moto server of the local platform, created and destroyed by tests: smallest sizes, nothing protected.
+environment = "local"
+
+vpc_cidr           = "10.20.0.0/16"
+az_count           = 2
+nat_gateway_per_az = false
+
+kubernetes_version  = "1.34"
+api_allowed_cidrs   = []
+node_instance_types = ["t3.medium"]
+node_min_size       = 1
+node_desired_size   = 2
+node_max_size       = 3
+node_disk_size_gb   = 50
+
+db_engine_version           = "16.6"
+db_instance_class           = "db.t4g.micro"
+db_allocated_storage_gb     = 20
+db_max_allocated_storage_gb = 50
+db_multi_az                 = false
+db_performance_insights     = false
+db_backup_retention_days    = 1
+
+deletion_protection          = false
+secret_recovery_window_days  = 0
+secret_initial_value_version = 1
+registry_keep_release_images = 5
+log_retention_days           = 7
+alert_email_addresses        = []
+
+domain_name = "colors.local.test"
+app_port    = 8080

@@ -1,0 +1,32 @@
+# prod: production.
+environment = "prod"
+
+vpc_cidr           = "10.40.0.0/16"
+az_count           = 3
+nat_gateway_per_az = true
+
+kubernetes_version  = "1.34"
+api_allowed_cidrs   = ["10.99.0.0/16"]
+node_instance_types = ["m6i.xlarge"]
+node_min_size       = 3
+node_desired_size   = 4
+node_max_size       = 12
+node_disk_size_gb   = 50
+
+db_engine_version           = "16.6"
+db_instance_class           = "db.r6g.large"
+db_allocated_storage_gb     = 100
+db_max_allocated_storage_gb = 1000
+db_multi_az                 = true
+db_performance_insights     = true
+db_backup_retention_days    = 35
+
+deletion_protection          = true
+secret_recovery_window_days  = 30
+secret_initial_value_version = 1
+registry_keep_release_images = 100
+log_retention_days           = 90
+alert_email_addresses        = ["colors-oncall@example.com"]
+
+domain_name = "colors.example.com"
+app_port    = 8080

@@ -1,0 +1,59 @@
+variable "name" {
+  description = "Name of the EKS cluster (colors-<environment>)."
+  type        = string
+}
+
+variable "kubernetes_version" {
+  description = "Kubernetes minor version of the control plane and the nodes (the same minor as the local platform)."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the cluster."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets of the control plane network interfaces and the nodes."
+  type        = list(string)
+}
+
+variable "api_allowed_cidrs" {
+  description = "CIDR blocks that reach the private API endpoint (the VPC, the CI runners' network)."
+  type        = list(string)
+}
+
+variable "node_instance_types" {
+  description = "Instance types of the managed node group."
+  type        = list(string)
+}
+
+variable "node_min_size" {
+  description = "Fewest nodes."
+  type        = number
+}
+
+variable "node_desired_size" {
+  description = "Nodes at creation (later changed by the cluster autoscaler, not by Terraform)."
+  type        = number
+}
+
+variable "node_max_size" {
+  description = "Most nodes."
+  type        = number
+}
+
+variable "node_disk_size_gb" {
+  description = "Root volume size of each node."
+  type        = number
+}
+
+variable "log_retention_days" {
+  description = "Days the control plane logs are kept."
+  type        = number
+}
+
+variable "kms_key_arn" {
+  description = "KMS key for envelope encryption of Kubernetes Secrets and for the control plane log group."
+  type        = string
+}

@@ -1,0 +1,138 @@
+# The public entry: DNS zone and certificate of the dashboard, an internet-facing ALB that speaks TLS 1.2+ only,
+# redirects HTTP to HTTPS, and forwards to the Colors pods (IP targets, registered by the AWS Load Balancer
+# Controller's TargetGroupBinding) whose /readyz decides who gets traffic.
+
+resource "aws_route53_zone" "this" {
+  #checkov:skip=CKV2_AWS_38:DNSSEC signing needs an asymmetric KMS key in us-east-1 and a DS record in the parent zone, which this project does not own.
+  #checkov:skip=CKV2_AWS_39:Query logging is not collected: the ALB access and the application logs carry every request.
+  name    = var.domain_name
+  comment = "Colors dashboard (${var.name})"
+}
+
+resource "aws_acm_certificate" "this" {
+  domain_name       = var.domain_name
+  validation_method = "DNS"
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_route53_record" "validation" {
+  for_each = {
+    for option in aws_acm_certificate.this.domain_validation_options : option.domain_name => option
+  }
+
+  zone_id = aws_route53_zone.this.zone_id
+  name    = each.value.resource_record_name
+  type    = each.value.resource_record_type
+  records = [each.value.resource_record_value]
+  ttl     = 300
+}
+
+resource "aws_acm_certificate_validation" "this" {
+  certificate_arn         = aws_acm_certificate.this.arn
+  validation_record_fqdns = [for record in aws_route53_record.validation : record.fqdn]
+}
+
+resource "aws_security_group" "alb" {
+  #checkov:skip=CKV_AWS_260:Port 80 is open to the internet on purpose: its only listener redirects to HTTPS.
+  name        = "${var.name}-alb"
+  description = "Public load balancer: HTTPS and the HTTP redirect from anywhere, out to the Colors pods only"
+  vpc_id      = var.vpc_id
+
+  tags = { Name = "${var.name}-alb" }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb" {
+  for_each = { https = 443, http = 80 }
+
+  security_group_id = aws_security_group.alb.id
+  description       = "${upper(each.key)} from the internet"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = each.value
+  to_port           = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "alb_to_pods" {
+  for_each = toset(var.target_cidrs)
+
+  security_group_id = aws_security_group.alb.id
+  description       = "Colors pods in ${each.value}"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = var.app_port
+  to_port           = var.app_port
+}
+
+resource "aws_lb" "this" {
+  #checkov:skip=CKV_AWS_91:Access logs need a bucket policy for the regional ELB account; requests are logged by the app (request id) instead.
+  #checkov:skip=CKV2_AWS_28:No WAF yet; listed as an open gap in docs/compliance.md.
+  name                       = var.name
+  load_balancer_type         = "application"
+  internal                   = false
+  subnets                    = var.public_subnet_ids
+  security_groups            = [aws_security_group.alb.id]
+  drop_invalid_header_fields = true
+  enable_deletion_protection = var.deletion_protection
+}
+
+resource "aws_lb_target_group" "app" {
+  name        = "${var.name}-app"
+  vpc_id      = var.vpc_id
+  target_type = "ip"
+  protocol    = "HTTP"
+  port        = var.app_port
+
+  # Pods leaving during a rollout finish their requests before they are removed.
+  deregistration_delay = 30
+
+  health_check {
+    path                = "/readyz"
+    matcher             = "200"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
+  }
+}
+
+resource "aws_lb_listener" "https" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = aws_acm_certificate_validation.this.certificate_arn
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.app.arn
+  }
+}
+
+resource "aws_lb_listener" "http_redirect" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 80
+  protocol          = "HTTP"
+
+  default_action {
+    type = "redirect"
+    redirect {
+      protocol    = "HTTPS"
+      port        = "443"
+      status_code = "HTTP_301"
+    }
+  }
+}
+
+resource "aws_route53_record" "dashboard" {
+  zone_id = aws_route53_zone.this.zone_id
+  name    = var.domain_name
+  type    = "A"
+
+  alias {
+    name                   = aws_lb.this.dns_name
+    zone_id                = aws_lb.this.zone_id
+    evaluate_target_health = true
+  }
+}

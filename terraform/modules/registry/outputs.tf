@@ -1,0 +1,9 @@
+output "repository_url" {
+  description = "Registry URL of the image repository (the app_release_image_repository of the environment)."
+  value       = aws_ecr_repository.this.repository_url
+}
+
+output "repository_arn" {
+  description = "ARN of the image repository."
+  value       = aws_ecr_repository.this.arn
+}

@@ -1,0 +1,9 @@
+output "kms_key_arn" {
+  description = "ARN of the environment's data key."
+  value       = aws_kms_key.data.arn
+}
+
+output "app_secret_arn" {
+  description = "ARN of the application secret (read by the deploy and the rotation playbooks)."
+  value       = aws_secretsmanager_secret.app.arn
+}

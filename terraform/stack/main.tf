@@ -1,0 +1,91 @@
+# Colors on AWS: the one composition of the modules that every environment applies. Environments differ only in
+# environments/<env>/terraform.tfvars (sizes, counts, names) and backend.hcl (where the state lives).
+
+locals {
+  name = "colors-${var.environment}"
+}
+
+module "observability" {
+  source = "../modules/observability"
+
+  name                  = local.name
+  log_retention_days    = var.log_retention_days
+  alert_email_addresses = var.alert_email_addresses
+}
+
+module "network" {
+  source = "../modules/network"
+
+  name                    = local.name
+  cidr_block              = var.vpc_cidr
+  az_count                = var.az_count
+  nat_gateway_per_az      = var.nat_gateway_per_az
+  flow_log_retention_days = var.log_retention_days
+  kms_key_arn             = module.observability.kms_key_arn
+}
+
+module "secrets" {
+  source = "../modules/secrets"
+
+  name                  = local.name
+  recovery_window_days  = var.secret_recovery_window_days
+  initial_value_version = var.secret_initial_value_version
+}
+
+module "cluster" {
+  source = "../modules/cluster"
+
+  name                = local.name
+  kubernetes_version  = var.kubernetes_version
+  vpc_id              = module.network.vpc_id
+  subnet_ids          = module.network.private_subnet_ids
+  api_allowed_cidrs   = concat([module.network.vpc_cidr_block], var.api_allowed_cidrs)
+  node_instance_types = var.node_instance_types
+  node_min_size       = var.node_min_size
+  node_desired_size   = var.node_desired_size
+  node_max_size       = var.node_max_size
+  node_disk_size_gb   = var.node_disk_size_gb
+  log_retention_days  = var.log_retention_days
+  kms_key_arn         = module.secrets.kms_key_arn
+}
+
+module "registry" {
+  source = "../modules/registry"
+
+  repository_name      = "colors"
+  kms_key_arn          = module.secrets.kms_key_arn
+  keep_release_images  = var.registry_keep_release_images
+  untagged_expiry_days = 7
+}
+
+module "data" {
+  source = "../modules/data"
+
+  name                     = local.name
+  vpc_id                   = module.network.vpc_id
+  subnet_ids               = module.network.private_subnet_ids
+  client_cidrs             = module.network.private_subnet_cidrs
+  engine_version           = var.db_engine_version
+  instance_class           = var.db_instance_class
+  allocated_storage_gb     = var.db_allocated_storage_gb
+  max_allocated_storage_gb = var.db_max_allocated_storage_gb
+  multi_az                 = var.db_multi_az
+  performance_insights     = var.db_performance_insights
+  backup_retention_days    = var.db_backup_retention_days
+  deletion_protection      = var.deletion_protection
+  skip_final_snapshot      = !var.deletion_protection
+  kms_key_arn              = module.secrets.kms_key_arn
+  alarm_topic_arn          = module.observability.alert_topic_arn
+}
+
+module "edge" {
+  source = "../modules/edge"
+
+  name                = local.name
+  domain_name         = var.domain_name
+  vpc_id              = module.network.vpc_id
+  public_subnet_ids   = module.network.public_subnet_ids
+  target_cidrs        = module.network.private_subnet_cidrs
+  app_port            = var.app_port
+  deletion_protection = var.deletion_protection
+}

@@ -1,0 +1,149 @@
+# Every environment sets every variable below in environments/<env>/terraform.tfvars (no defaults: a missing
+# value is an error, never a silent difference between staging and prod). aws_region and aws_endpoint_url come
+# from the Ansible inventory through the infrastructure role.
+
+variable "environment" {
+  description = "Environment name."
+  type        = string
+
+  validation {
+    condition     = contains(["local", "staging", "prod"], var.environment)
+    error_message = "environment must be one of local, staging, prod."
+  }
+}
+
+variable "aws_region" {
+  description = "AWS region of the environment."
+  type        = string
+}
+
+variable "aws_endpoint_url" {
+  description = "AWS API endpoint override (the local platform's moto server); empty for real AWS."
+  type        = string
+  default     = ""
+}
+
+variable "vpc_cidr" {
+  description = "CIDR block of the VPC."
+  type        = string
+}
+
+variable "az_count" {
+  description = "Availability zones used."
+  type        = number
+}
+
+variable "nat_gateway_per_az" {
+  description = "One NAT gateway per zone (true) or one shared (false)."
+  type        = bool
+}
+
+variable "kubernetes_version" {
+  description = "Kubernetes minor version of EKS."
+  type        = string
+}
+
+variable "api_allowed_cidrs" {
+  description = "Extra CIDR blocks allowed to reach the private Kubernetes API (the VPC is always allowed)."
+  type        = list(string)
+}
+
+variable "node_instance_types" {
+  description = "Instance types of the node group."
+  type        = list(string)
+}
+
+variable "node_min_size" {
+  description = "Fewest nodes."
+  type        = number
+}
+
+variable "node_desired_size" {
+  description = "Nodes at creation."
+  type        = number
+}
+
+variable "node_max_size" {
+  description = "Most nodes."
+  type        = number
+}
+
+variable "node_disk_size_gb" {
+  description = "Root volume of each node."
+  type        = number
+}
+
+variable "db_engine_version" {
+  description = "PostgreSQL version."
+  type        = string
+}
+
+variable "db_instance_class" {
+  description = "Database instance class."
+  type        = string
+}
+
+variable "db_allocated_storage_gb" {
+  description = "Initial database storage."
+  type        = number
+}
+
+variable "db_max_allocated_storage_gb" {
+  description = "Database storage autoscaling ceiling."
+  type        = number
+}
+
+variable "db_multi_az" {
+  description = "Multi-AZ standby."
+  type        = bool
+}
+
+variable "db_performance_insights" {
+  description = "Performance Insights on the database."
+  type        = bool
+}
+
+variable "db_backup_retention_days" {
+  description = "Days of backups and point-in-time recovery."
+  type        = number
+}
+
+variable "deletion_protection" {
+  description = "Protect the database and the load balancer from deletion; false only for throw-away environments."
+  type        = bool
+}
+
+variable "secret_recovery_window_days" {
+  description = "Days a deleted secret can be restored (0 only for throw-away environments)."
+  type        = number
+}
+
+variable "secret_initial_value_version" {
+  description = "Raise to regenerate the initial application secret values."
+  type        = number
+}
+
+variable "registry_keep_release_images" {
+  description = "Release images kept in ECR."
+  type        = number
+}
+
+variable "log_retention_days" {
+  description = "Days application, control plane and flow logs are kept."
+  type        = number
+}
+
+variable "alert_email_addresses" {
+  description = "E-mail subscribers of the alert topic."
+  type        = list(string)
+}
+
+variable "domain_name" {
+  description = "DNS name of the dashboard."
+  type        = string
+}
+
+variable "app_port" {
+  description = "Port the Colors pods listen on."
+  type        = number
+}
