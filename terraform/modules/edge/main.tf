@@ -36,7 +36,6 @@ resource "aws_acm_certificate_validation" "this" {
 }
 
 resource "aws_security_group" "alb" {
-  #checkov:skip=CKV_AWS_260:Port 80 is open to the internet on purpose: its only listener redirects to HTTPS.
   name        = "${var.name}-alb"
   description = "Public load balancer: HTTPS and the HTTP redirect from anywhere, out to the Colors pods only"
   vpc_id      = var.vpc_id
@@ -45,6 +44,7 @@ resource "aws_security_group" "alb" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "alb" {
+  #checkov:skip=CKV_AWS_260:Port 80 is open to the internet on purpose: its only listener redirects to HTTPS.
   for_each = { https = 443, http = 80 }
 
   security_group_id = aws_security_group.alb.id
