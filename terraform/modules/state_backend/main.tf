@@ -29,7 +29,7 @@ resource "aws_kms_key" "state" {
 resource "aws_s3_bucket" "state" {
   #checkov:skip=CKV_AWS_144:Cross-region replication is not used: state is rebuilt from versioning plus the infrastructure itself (terraform import) in a regional outage.
   #checkov:skip=CKV_AWS_18:Access logging would need a second bucket per environment; CloudTrail data events of the account record state access.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes state-change events.
+  #checkov:skip=CKV2_AWS_62:No system consumes state-change events; bucket versioning records every change.
   bucket = var.bucket_name
 }
 
