@@ -15,6 +15,7 @@ ALLOWED_DIFFERENCES = {
     "colors_kube_context": "each environment's cluster",
     "colors_aws_account_id": "each environment's AWS account",
     "app_release_replicas": "size",
+    "cluster_bootstrap_database_cidrs": "each environment's VPC addresses (checked against Terraform)",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import PLATFORM, REPO, STATE, run
 
 TF = REPO / "terraform"
@@ -128,3 +130,14 @@ def test_every_checkov_skip_carries_its_reason_next_to_the_resource():
         check, _, reason = skip.partition(":")
         assert re.fullmatch(r"CKV2?_AWS_\d+", check), f"{path}: malformed skip {skip!r}"
         assert len(reason.split()) >= 5, f"{path}: skip {check} needs its reason (at least a sentence), got {reason!r}"
+
+
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+def test_the_database_network_policy_allows_exactly_the_private_subnets_terraform_creates(environment):
+    """The NetworkPolicy app -> database (cluster_bootstrap) and the VPC (Terraform) name the same CIDRs."""
+    values = tfvars(environment)
+    subnets = list(ipaddress.ip_network(values["vpc_cidr"].strip('"')).subnets(new_prefix=20))
+    # modules/network: private subnet of zone i = cidrsubnet(vpc_cidr, 4, i + 8)
+    private = [str(subnets[i + 8]) for i in range(int(values["az_count"]))]
+    inventory = yaml.safe_load((REPO / "inventories" / environment / "group_vars/all/main.yml").read_text())
+    assert inventory["cluster_bootstrap_database_cidrs"] == private
