@@ -158,3 +158,7 @@ bench: up ## Setup, platform start and deploy times beside baselines (COLD=1 add
 .PHONY: bench-release
 bench-release: up ## Release engine: rollback, stalled-release verdict, rollout, no-op beside baselines
 	@$(VENV)/bin/python bench/release_bench.py
+
+.PHONY: bench-infra
+bench-infra: up ## Terraform apply, no-change run and destroy against moto, role beside bare terraform (~8 min)
+	@$(VENV)/bin/python bench/infra_bench.py

@@ -1,24 +1,13 @@
 # EKS control plane with a private API endpoint, envelope encryption of Kubernetes Secrets and every control
 # plane log type, plus one managed node group in the private subnets.
 
-data "aws_iam_policy_document" "eks_assume" {
-  statement {
-    actions = ["sts:AssumeRole", "sts:TagSession"]
-    principals {
-      type        = "Service"
-      identifiers = ["eks.amazonaws.com"]
-    }
-  }
-}
+module "cluster_role" {
+  source = "../service_role"
 
-resource "aws_iam_role" "cluster" {
-  name               = "${var.name}-cluster"
-  assume_role_policy = data.aws_iam_policy_document.eks_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "cluster" {
-  role       = aws_iam_role.cluster.name
-  policy_arn = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
+  name                = "${var.name}-cluster"
+  services            = ["eks.amazonaws.com"]
+  assume_actions      = ["sts:AssumeRole", "sts:TagSession"]
+  managed_policy_arns = ["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"]
 }
 
 resource "aws_security_group" "cluster" {
@@ -50,7 +39,7 @@ resource "aws_cloudwatch_log_group" "control_plane" {
 resource "aws_eks_cluster" "this" {
   name     = var.name
   version  = var.kubernetes_version
-  role_arn = aws_iam_role.cluster.arn
+  role_arn = module.cluster_role.arn
 
   enabled_cluster_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 
@@ -68,39 +57,25 @@ resource "aws_eks_cluster" "this" {
     }
   }
 
-  depends_on = [aws_iam_role_policy_attachment.cluster, aws_cloudwatch_log_group.control_plane]
+  depends_on = [module.cluster_role, aws_cloudwatch_log_group.control_plane]
 }
 
-data "aws_iam_policy_document" "node_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
+module "node_role" {
+  source = "../service_role"
 
-resource "aws_iam_role" "node" {
-  name               = "${var.name}-node"
-  assume_role_policy = data.aws_iam_policy_document.node_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "node" {
-  for_each = toset([
+  name     = "${var.name}-node"
+  services = ["ec2.amazonaws.com"]
+  managed_policy_arns = [
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
-  ])
-
-  role       = aws_iam_role.node.name
-  policy_arn = each.value
+  ]
 }
 
 resource "aws_eks_node_group" "default" {
   cluster_name    = aws_eks_cluster.this.name
   node_group_name = "${var.name}-default"
-  node_role_arn   = aws_iam_role.node.arn
+  node_role_arn   = module.node_role.arn
   subnet_ids      = var.subnet_ids
   instance_types  = var.node_instance_types
   disk_size       = var.node_disk_size_gb
@@ -122,5 +97,5 @@ resource "aws_eks_node_group" "default" {
     ignore_changes = [scaling_config[0].desired_size, remote_access, update_config]
   }
 
-  depends_on = [aws_iam_role_policy_attachment.node]
+  depends_on = [module.node_role]
 }

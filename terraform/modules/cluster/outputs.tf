@@ -25,5 +25,5 @@ output "node_group_name" {
 
 output "node_role_arn" {
   description = "IAM role of the nodes."
-  value       = aws_iam_role.node.arn
+  value       = module.node_role.arn
 }

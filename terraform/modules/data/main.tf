@@ -46,24 +46,12 @@ resource "aws_db_parameter_group" "this" {
   }
 }
 
-data "aws_iam_policy_document" "monitoring_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["monitoring.rds.amazonaws.com"]
-    }
-  }
-}
+module "monitoring_role" {
+  source = "../service_role"
 
-resource "aws_iam_role" "monitoring" {
-  name               = "${var.name}-rds-monitoring"
-  assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "monitoring" {
-  role       = aws_iam_role.monitoring.name
-  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+  name                = "${var.name}-rds-monitoring"
+  services            = ["monitoring.rds.amazonaws.com"]
+  managed_policy_arns = ["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"]
 }
 
 resource "aws_db_instance" "this" {
@@ -101,7 +89,7 @@ resource "aws_db_instance" "this" {
   auto_minor_version_upgrade      = true
   enabled_cloudwatch_logs_exports = ["postgresql", "upgrade"]
   monitoring_interval             = 60
-  monitoring_role_arn             = aws_iam_role.monitoring.arn
+  monitoring_role_arn             = module.monitoring_role.arn
   performance_insights_enabled    = var.performance_insights
   performance_insights_kms_key_id = var.performance_insights ? var.kms_key_arn : null
 }

@@ -5,62 +5,34 @@ data "aws_caller_identity" "current" {}
 
 data "aws_region" "current" {}
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:A key policy: Resource "*" is this key only, and the account statement is AWS's default key policy (IAM policies then grant use).
-  #checkov:skip=CKV_AWS_111:A key policy: Resource "*" is this key only, and the account statement is AWS's default key policy (IAM policies then grant use).
-  #checkov:skip=CKV_AWS_356:A key policy: Resource "*" is this key only, and the account statement is AWS's default key policy (IAM policies then grant use).
-  statement {
-    sid       = "AccountAdministersTheKey"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
+module "key" {
+  source = "../kms_key"
 
-  statement {
-    sid       = "CloudWatchLogsEncrypts"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.name}.amazonaws.com"]
-    }
-  }
-
-  statement {
-    sid       = "AlarmsPublishToTheEncryptedTopic"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_kms_key" "signals" {
-  description             = "${var.name}: log groups and the alert topic"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.key.json
-}
-
-resource "aws_kms_alias" "signals" {
-  name          = "alias/${var.name}-signals"
-  target_key_id = aws_kms_key.signals.key_id
+  alias       = "${var.name}-signals"
+  description = "${var.name}: log groups and the alert topic"
+  service_statements = [
+    {
+      sid      = "CloudWatchLogsEncrypts"
+      services = ["logs.${data.aws_region.current.name}.amazonaws.com"]
+      actions  = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    },
+    {
+      sid      = "AlarmsPublishToTheEncryptedTopic"
+      services = ["cloudwatch.amazonaws.com"]
+      actions  = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    },
+  ]
 }
 
 resource "aws_cloudwatch_log_group" "app" {
   name              = "/colors/${var.name}/app"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.signals.arn
+  kms_key_id        = module.key.arn
 }
 
 resource "aws_sns_topic" "alerts" {
   name              = "${var.name}-alerts"
-  kms_master_key_id = aws_kms_key.signals.arn
+  kms_master_key_id = module.key.arn
 }
 
 data "aws_iam_policy_document" "alerts" {

@@ -1,6 +1,6 @@
 output "kms_key_arn" {
   description = "ARN of the key of the log groups and the alert topic."
-  value       = aws_kms_key.signals.arn
+  value       = module.key.arn
 }
 
 output "alert_topic_arn" {

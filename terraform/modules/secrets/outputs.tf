@@ -1,6 +1,6 @@
 output "kms_key_arn" {
   description = "ARN of the environment's data key."
-  value       = aws_kms_key.data.arn
+  value       = module.key.arn
 }
 
 output "app_secret_arn" {

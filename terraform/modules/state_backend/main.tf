@@ -2,28 +2,11 @@
 # key, private, TLS only. Locking uses the S3 backend's lock file (use_lockfile), which replaces the DynamoDB
 # lock table (deprecated since Terraform 1.10), so no table is needed.
 
-data "aws_caller_identity" "current" {}
+module "key" {
+  source = "../kms_key"
 
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:A key policy: Resource "*" is this key only, and the account statement is AWS's default key policy (IAM policies then grant use).
-  #checkov:skip=CKV_AWS_111:A key policy: Resource "*" is this key only, and the account statement is AWS's default key policy (IAM policies then grant use).
-  #checkov:skip=CKV_AWS_356:A key policy: Resource "*" is this key only, and the account statement is AWS's default key policy (IAM policies then grant use).
-  statement {
-    sid       = "AccountAdministersTheKey"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_key" "state" {
-  description             = "Terraform state ${var.bucket_name}"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.key.json
+  alias       = var.bucket_name
+  description = "Terraform state ${var.bucket_name}"
 }
 
 resource "aws_s3_bucket" "state" {
@@ -45,7 +28,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.state.arn
+      kms_master_key_id = module.key.arn
     }
     bucket_key_enabled = true
   }

@@ -5,5 +5,5 @@ output "bucket_name" {
 
 output "kms_key_arn" {
   description = "ARN of the key that encrypts the state (the `kms_key_id` of backend.hcl)."
-  value       = aws_kms_key.state.arn
+  value       = module.key.arn
 }
