@@ -103,8 +103,12 @@ check-env:
 	@case " $(ENVIRONMENTS) " in *" $(ENV) "*) ;; \
 	  *) echo "ERROR: unknown environment ENV=$(ENV); allowed: $(ENVIRONMENTS)" >&2; exit 2;; esac
 
+.PHONY: image
+image: up ## Build the Colors image on the local Docker engine (tags <version> and git-<sha>)
+	@$(VENV)/bin/python app/build_image.py
+
 .PHONY: deploy
-deploy: check-env toolchain ## Deploy Colors (ENV=local by default; VERSION=x.y.z to choose the release)
+deploy: check-env toolchain $(if $(filter local,$(ENV)),image) ## Deploy Colors (ENV=local by default; VERSION=x.y.z to choose the release)
 	@ansible-playbook deploy.yml -i inventories/$(ENV) $(if $(VERSION),-e app_release_version=$(VERSION))
 
 .PHONY: rollback
@@ -147,7 +151,7 @@ molecule: up ## Molecule scenario of every role (converge, idempotence, verify)
 	[ $$failed -eq 0 ] && [ $$passed -gt 0 ]
 
 .PHONY: test
-test: lint up ## The whole test suite: lint, unit + integration tests, Molecule
+test: lint up image ## The whole test suite: lint, unit + integration tests (app image included), Molecule
 	@pytest tests
 	@$(MAKE) --no-print-directory molecule
 
@@ -158,6 +162,10 @@ bench: up ## Setup, platform start and deploy times beside baselines (COLD=1 add
 .PHONY: bench-release
 bench-release: up ## Release engine: rollback, stalled-release verdict, rollout, no-op beside baselines
 	@$(VENV)/bin/python bench/release_bench.py
+
+.PHONY: bench-app
+bench-app: image ## The app container: requests/s and p95 beside /healthz; failed requests when it gets SIGTERM under load
+	@$(VENV)/bin/python bench/app_bench.py
 
 .PHONY: bench-infra
 bench-infra: up ## Terraform apply, no-change run and destroy against moto, role beside bare terraform (~8 min)

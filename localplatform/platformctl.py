@@ -287,6 +287,16 @@ def _https_get(url: str, client: bool) -> tuple[int, str]:
     return _get(url, ctx)
 
 
+def _unix_ping(path: str) -> int:
+    """HTTP status of GET /_ping on a unix socket (the Docker engine API)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(3)
+        sock.connect(path)
+        sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        status_line = sock.recv(128).split(b"\r\n", 1)[0].split()
+    return int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
+
+
 def _get(url: str, ctx: ssl.SSLContext | None = None) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=3, context=ctx) as resp:  # noqa: S310 - loopback URLs built here
@@ -300,9 +310,11 @@ class Component:
     name: str
     port_keys: list[str]
     command: list[str]
-    health: tuple[str, str]  # (kind, url): kind is http, https-client or https-selfsigned
+    health: tuple[str, str]  # (kind, url): kind is http, https-client, https-selfsigned or unix (a socket path)
     env: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 60.0
+    # A machine-wide service (the Docker engine): one already answering is used as it is, never stopped here.
+    shared: bool = False
 
     @property
     def pidfile(self) -> Path:
@@ -317,6 +329,8 @@ class Component:
         try:
             if kind == "http":
                 status, _ = _get(url)
+            elif kind == "unix":
+                status = _unix_ping(url)
             else:
                 status, _ = _https_get(url, client=(kind == "https-client"))
         except (OSError, ssl.SSLError):
@@ -408,6 +422,10 @@ def components() -> list[Component]:
         ], ("http", f"http://127.0.0.1:{p['moto']}/moto-api/"),
             # ACM certificates validate after 2 s instead of 60 (the edge module waits for validation).
             env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "2"}),
+        # The Docker engine that builds the Colors image (Debian's docker.io). An engine the machine already runs
+        # is used as it is.
+        Component("dockerd", [], ["/usr/sbin/dockerd", f"--pidfile={STATE / 'run' / 'dockerd.engine.pid'}"],
+                  ("unix", "/var/run/docker.sock"), shared=True),
     ]
 
 
@@ -456,6 +474,8 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 
 def start(comp: Component) -> bool:
     """Start one component unless this checkout already runs it. Returns True when started."""
+    if comp.shared and not comp.running_pid() and comp.healthy():
+        return False
     if comp.running_pid():
         if comp.healthy():
             return False
@@ -563,7 +583,8 @@ def cmd_status(args: argparse.Namespace) -> dict:
     report = {}
     for comp in components():
         pid = comp.running_pid()
-        report[comp.name] = {"pid": pid, "healthy": bool(pid) and comp.healthy(), "log": str(comp.logfile)}
+        healthy = comp.healthy() if comp.shared else bool(pid) and comp.healthy()
+        report[comp.name] = {"pid": pid, "healthy": healthy, "log": str(comp.logfile)}
     return {"changed": False, "components": report,
             "healthy": all(c["healthy"] for c in report.values()), **endpoints()}
 

@@ -1,0 +1,1 @@
+"""Colors: the web dashboard and JSON API of the Colors product."""
