@@ -37,7 +37,7 @@ def wait_ready(url: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 # nosec B310 - loopback URL
                 if resp.status == 200:
                     return
         except OSError:

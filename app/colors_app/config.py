@@ -47,7 +47,7 @@ class Settings:
             version=env.get("COLORS_VERSION", "0.0.0-dev"),
             git_sha=env.get("COLORS_GIT_SHA", "unknown"),
             build_time=env.get("COLORS_BUILD_TIME", "unknown"),
-            host=env.get("COLORS_HOST", "0.0.0.0"),  # noqa: S104 - a container listens on all its interfaces
+            host=env.get("COLORS_HOST", "0.0.0.0"),  # noqa: S104 # nosec B104 - a container listens on all its interfaces
             port=_number(env, "COLORS_PORT", "8080", int, 1, 65535),
             store=store,
             database_url=_secret(env, "COLORS_DATABASE_URL") if store == "postgres" else "",

@@ -121,13 +121,19 @@ class ClusterApi:
                                            field_manager=FIELD_MANAGER, force_conflicts=True)
 
 
+def _require_http(url: str) -> None:
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+
+
 def http_smoke(url: str, expect_status: int, timeout: float = 5.0) -> Verdict:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - operator-configured URL
+        _require_http(url)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only, checked above
             status = resp.status
     except urllib.error.HTTPError as exc:
         status = exc.code
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         return Verdict("failed", "http-smoke", [f"GET {url}: {exc}"])
     if status != expect_status:
         return Verdict("failed", "http-smoke", [f"GET {url} answered {status}, expected {expect_status}"])
@@ -137,7 +143,8 @@ def http_smoke(url: str, expect_status: int, timeout: float = 5.0) -> Verdict:
 def prometheus_query(url: str, query: str, timeout: float = 10.0) -> dict:
     full = f"{url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
     try:
-        with urllib.request.urlopen(full, timeout=timeout) as resp:  # noqa: S310 - operator-configured URL
+        _require_http(full)
+        with urllib.request.urlopen(full, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only, checked above
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return json.loads(exc.read() or b"{}") or {"status": "error", "error": f"HTTP {exc.code}"}

@@ -137,3 +137,16 @@ def test_a_component_that_died_is_named_and_started_again(ctl, monkeypatch, caps
     assert ctl.start(comp) is True
     assert "probe-component died since it was started" in capsys.readouterr().err
     assert ctl.stop(comp) is True
+
+
+def test_platform_ports_are_outside_the_ephemeral_source_port_range():
+    """A listening port inside ip_local_port_range can be taken by any outgoing connection's source port."""
+    from pathlib import Path
+
+    import yaml
+    from helpers import REPO
+
+    ports = yaml.safe_load((REPO / "localplatform" / "platform.yml").read_text())["ports"]
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    inside = {name: port for name, port in ports.items() if low <= port <= high}
+    assert not inside, f"ports inside the ephemeral range {low}-{high}: {inside}"

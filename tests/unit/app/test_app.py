@@ -178,3 +178,10 @@ def test_the_local_inventory_deploys_the_version_the_image_is_built_with():
     version = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["version"]
     local = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all" / "main.yml").read_text())
     assert local["app_release_version"] == version
+
+
+def test_every_response_carries_the_security_headers(client):
+    for path in ("/", "/api/colors", "/nope"):
+        headers = client.get(path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
