@@ -94,6 +94,7 @@ BUILDS = [
         # kwok's own cluster tool: the baseline of `make bench`.
         "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl",
     }),
+    GoBuild("actionlint", VERSIONS["actionlint"], {"actionlint": "github.com/rhysd/actionlint/cmd/actionlint"}),
 ]
 
 

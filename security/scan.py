@@ -181,12 +181,14 @@ def wapiti(out: Path, image: str) -> Result:
          "--env", "COLORS_STORE=memory", "--env", "COLORS_API_KEY=dast-only", image], ok=(0,))
     try:
         url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while True:
             try:
                 urllib.request.urlopen(url + "readyz", timeout=2)  # noqa: S310 # nosec B310 - loopback
                 break
-            except OSError:
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise NotRun(f"the container did not turn ready within 60 s ({exc})") from exc
                 time.sleep(0.3)
         report = out / "wapiti.json"
         run([tool("wapiti"), "--url", url, "--scope", "folder", "--flush-session", "--max-scan-time",

@@ -43,3 +43,16 @@ def test_actions_are_pinned_by_commit_and_permissions_are_declared(workflow):
     for ref in re.findall(r"uses:\s*(\S+)", text):
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), f"{workflow.name}: {ref} is not pinned by SHA"
     assert re.search(r"^permissions:", text, flags=re.M), f"{workflow.name} declares no top-level permissions"
+
+
+def test_actionlint_finds_nothing_in_the_workflows():
+    result = run([str(STATE / "bin" / "actionlint"), "-no-color", *map(str, WORKFLOWS)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+                      "      - run: echo ${{ github.event.nope.missing }}\n        shell: bashh\n")
+    assert run([str(STATE / "bin" / "actionlint"), "-no-color", str(broken)]).returncode != 0

@@ -67,6 +67,7 @@ def test_platform_versions_match_the_pinned_go_modules():
         "kubernetes": ("kubernetes", "k8s.io/kubernetes"),
         "etcd": ("etcd", "go.etcd.io/etcd/server/v3"),
         "kwok": ("kwok", "sigs.k8s.io/kwok"),
+        "actionlint": ("actionlint", "github.com/rhysd/actionlint"),
     }
     for component, (folder, module) in pins.items():
         gomod = (build / folder / "go.mod").read_text()
