@@ -107,3 +107,18 @@ def test_a_missing_secret_is_named_before_anything_changes(k8s):
     assert result.returncode != 0
     assert "(colors-local/nope) does not exist or is not a JSON object" in result.stdout
     assert apps.read_namespaced_deployment("colors", NS).metadata.generation == generation
+
+
+def test_a_rotation_that_fails_verification_restores_the_previous_keys(k8s, sm_secret):
+    """The new keys' rollout fails its HTTP smoke gate: the old value is current again, in AWS and in the Secret."""
+    client, original = sm_secret
+    sm = ("-e", "app_secrets_source=secretsmanager")
+    assert ansible_playbook("deploy.yml", "-i", "inventories/local", *sm).returncode == 0
+    result = ansible_playbook("rotate-secrets.yml", "-i", "inventories/local", *sm,
+                              "-e", "app_release_smoke_url=http://127.0.0.1:9/unreachable")
+    assert result.returncode != 0
+    assert "The rotated keys failed verification" in result.stdout
+    assert "failed gate http-smoke" in result.stdout
+    current = json.loads(client.get_secret_value(SecretId=SECRET_ID)["SecretString"])
+    assert current == original, "the previous keys are not current again"
+    assert k8s_secret(k8s) == original, "the Kubernetes Secret still holds the rejected keys"
