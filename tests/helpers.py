@@ -39,6 +39,15 @@ def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
     raise AssertionError(f"no PLAY RECAP in output:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def moto_client(service: str, region: str | None = None):
     """A boto3 client of the local platform's AWS API (moto accepts any credentials)."""
     import boto3

@@ -7,7 +7,6 @@ from __future__ import annotations
 import glob
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,17 +15,13 @@ import pytest
 from colors_app.config import Settings
 from colors_app.store import MIGRATIONS, REQUIRED_SCHEMA, PostgresStore, migrate
 from colors_app.web import create_app
+from helpers import free_port
 from starlette.testclient import TestClient
 
 # Statements that remove or narrow what a running (older) release relies on: only a contract migration may have them.
 CONTRACTING = re.compile(
     r"\b(DROP\s+(TABLE|COLUMN|INDEX)|RENAME|ALTER\s+COLUMN\s+\w+\s+(TYPE|SET\s+NOT\s+NULL))\b", re.IGNORECASE)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +30,7 @@ def postgres_url():
     bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
     if not bindirs:
         pytest.fail("PostgreSQL server binaries are missing: `make toolchain` installs the postgresql package")
-    bindir, port = Path(bindirs[-1]), _free_port()
+    bindir, port = Path(bindirs[-1]), free_port()
     data = Path(tempfile.mkdtemp(prefix="colors-pg-"))
     shutil.chown(data, "postgres", "postgres")
     as_postgres = ["runuser", "-u", "postgres", "--"]

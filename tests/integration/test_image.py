@@ -4,7 +4,6 @@ a configuration error that names the setting, and a SIGTERM that drains (readine
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -13,7 +12,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import REPO
+from helpers import REPO, free_port
 
 pytestmark = pytest.mark.platform
 VERSION = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["version"]
@@ -26,11 +25,6 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
         raise AssertionError(f"docker {' '.join(args)}: {result.stderr}")
     return result
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, timeout: float = 3) -> tuple[int, str]:
