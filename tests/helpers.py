@@ -27,8 +27,9 @@ def run(argv: list[str], timeout: float = 600, **extra: str) -> subprocess.Compl
                           timeout=timeout, check=False)
 
 
-def ansible_playbook(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return run([str(Path(sys.executable).parent / "ansible-playbook"), *args], timeout=timeout)
+def ansible_playbook(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    """ansible-playbook of the venv with args; keyword arguments are extra environment variables."""
+    return run([str(Path(sys.executable).parent / "ansible-playbook"), *args], timeout=timeout, **env)
 
 
 def recap(result: subprocess.CompletedProcess) -> dict[str, int]:

@@ -26,6 +26,7 @@ COMMANDS = {
     "scan": ["bandit", "hadolint", "shellcheck", "detect-secrets", "detect-secrets-hook", "check-jsonschema"],
     "semgrep": ["semgrep"],
     "wapiti": ["wapiti"],
+    "builder": ["ansible-builder"],
 }
 
 

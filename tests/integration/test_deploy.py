@@ -65,6 +65,7 @@ def test_deploy_again_changes_nothing(deployed):
     (["-e", "colors_environment=qa"], ["colors_environment", "local, staging, prod"]),
     (["-e", "app_release_replicas=0"], ["app_release_replicas=0", "1 to 50"]),
     (["-e", "app_release_image_repository=Not A Repo"], ["app_release_image_repository", "image repository"]),
+    (["-e", "colors_confirm_environment=prod"], ['colors_confirm_environment="prod"', "type local to run against it"]),
 ])
 def test_bad_input_is_refused_before_any_change(k8s, deployed, extra, expected):
     before = _deployment(k8s)
@@ -182,3 +183,26 @@ def test_a_person_can_break_the_lock_of_a_run_known_to_be_dead(k8s, deployed, le
     assert result.returncode == 0, result.stdout[-3000:]
     with pytest.raises(ApiException):
         leases.read_namespaced_lease("colors-release", NS)
+
+
+def test_verify_reads_back_the_release_that_serves_traffic(deployed):
+    result = ansible_playbook("playbooks/verify.yml", "-i", "inventories/local", "-e", "app_release_version=0.9.0")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "colors 0.9.0: 2" in result.stdout and recap(result)["changed"] == 0
+
+
+def test_verify_fails_naming_what_runs_when_another_version_was_expected(deployed):
+    result = ansible_playbook("playbooks/verify.yml", "-i", "inventories/local", "-e", "app_release_version=0.8.0")
+    assert result.returncode != 0
+    assert "2 of 2 serving pods ready, running version(s) 0.9.0, expected 0.8.0" in " ".join(result.stdout.split())
+
+
+def test_deploy_writes_the_job_summary_where_github_asks_for_it(deployed, tmp_path):
+    summary = tmp_path / "summary.md"
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", "app_release_version=0.9.0",
+                              GITHUB_STEP_SUMMARY=str(summary))
+    assert result.returncode == 0, result.stdout[-3000:]
+    text = summary.read_text()
+    assert text.startswith("## Colors 0.9.0 → local: healthy (no change: already running)")
+    assert "| Image | `localhost/colors:0.9.0` |" in text and "| Rolled back | no |" in text
+    assert recap(result)["changed"] == 0

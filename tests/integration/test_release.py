@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import ansible_playbook, recap
+from helpers import ansible_playbook, recap, run
 
 pytestmark = pytest.mark.platform
 NS = "colors"
@@ -23,8 +23,9 @@ def _ledger(k8s):
     return sorted((json.loads(cm.data["entry"]) for cm in items), key=lambda e: e["id"])
 
 
-def _deploy(version, *extra):
-    return ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={version}", *extra)
+def _deploy(version, *extra, **env):
+    return ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={version}", *extra,
+                            **env)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,9 @@ def good_release(k8s):
     ("2.2.0-drill-pull-error", "image-pull", "ImagePullBackOff"),
     ("2.2.0-drill-never-ready", "rollout-progress", "ProgressDeadlineExceeded"),
 ])
-def test_a_failing_release_is_rolled_back_automatically(k8s, good_release, version, gate, evidence):
-    result = _deploy(version, "-e", "app_release_progress_deadline_seconds=10")
+def test_a_failing_release_is_rolled_back_automatically(k8s, good_release, version, gate, evidence, tmp_path):
+    summary = tmp_path / "summary.md"
+    result = _deploy(version, "-e", "app_release_progress_deadline_seconds=10", GITHUB_STEP_SUMMARY=str(summary))
     assert result.returncode != 0
     out = " ".join(result.stdout.split())  # the YAML callback folds long messages
     assert f"Release {version} (localhost/colors:{version}) failed gate {gate}" in out
@@ -55,6 +57,10 @@ def test_a_failing_release_is_rolled_back_automatically(k8s, good_release, versi
     entry = _ledger(k8s)[-1]
     assert (entry["version"], entry["verdict"], entry["gate"]) == (version, "rolled_back", gate)
     assert entry["rollback_target"]["image"] == "localhost/colors:2.1.0"
+    # The job summary of the deploy workflow says so too.
+    text = summary.read_text()
+    assert text.startswith(f"## Colors {version} → local: FAILED")
+    assert f"(gate {gate})" in text and evidence in text and "| Rolled back | yes, to `localhost/colors:2.1.0`" in text
 
 
 def test_the_ledger_records_who_what_and_the_verdict_of_a_good_release(k8s, good_release):
@@ -64,10 +70,15 @@ def test_the_ledger_records_who_what_and_the_verdict_of_a_good_release(k8s, good
     assert entry["started"] <= entry["finished"] and entry["actor"]
 
 
-def test_manual_rollback_reaches_a_chosen_older_release_and_back(k8s, good_release):
-    result = ansible_playbook("rollback.yml", "-i", "inventories/local", "-e", "app_release_rollback_to_version=2.0.0")
+def test_manual_rollback_reaches_a_chosen_older_release_and_back(k8s, good_release, tmp_path):
+    # As rollback.yml (the workflow) runs it: `make rollback` with the inputs in the environment.
+    summary = tmp_path / "summary.md"
+    result = run(["make", "--no-print-directory", "rollback"], ENV="local", TO_VERSION="2.0.0", TO_REVISION="",
+                 GITHUB_STEP_SUMMARY=str(summary))
     assert result.returncode == 0, result.stdout[-3000:]
     assert "-> localhost/colors:2.0.0" in result.stdout and "healthy" in result.stdout
+    assert summary.read_text().startswith("## Colors rollback in local: healthy")
+    assert "| To | `localhost/colors:2.0.0` |" in summary.read_text()
     assert _image(k8s) == "localhost/colors:2.0.0"
     assert _ledger(k8s)[-1]["strategy"] == "manual-rollback"
     forward = _deploy("2.1.0")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 from helpers import REPO, STATE, run
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -41,6 +43,9 @@ def test_workflows_match_the_github_workflows_schema(workflow):
 def test_actions_are_pinned_by_commit_and_permissions_are_declared(workflow):
     text = workflow.read_text()
     for ref in re.findall(r"uses:\s*(\S+)", text):
+        if ref.startswith("./.github/workflows/"):  # a reusable workflow of this repository, same commit
+            assert (REPO / ref).is_file(), f"{workflow.name}: {ref} does not exist"
+            continue
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), f"{workflow.name}: {ref} is not pinned by SHA"
     assert re.search(r"^permissions:", text, flags=re.M), f"{workflow.name} declares no top-level permissions"
 
@@ -56,3 +61,124 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
                       "      - run: echo ${{ github.event.nope.missing }}\n        shell: bashh\n")
     assert run([str(STATE / "bin" / "actionlint"), "-no-color", str(broken)]).returncode != 0
+
+
+# --- every command a workflow runs is an entry point the local test suite exercises ----------------------------
+
+MAKEFILE = (REPO / "Makefile").read_text()
+TESTS_TEXT = "\n".join(p.read_text() for p in (REPO / "tests").rglob("*.py")) + (REPO / ".ci" / "run").read_text()
+
+
+def _targets() -> dict[str, tuple[list[str], str]]:
+    """Makefile target -> (prerequisites, recipe)."""
+    targets: dict[str, tuple[list[str], str]] = {}
+    current = None
+    for line in MAKEFILE.splitlines():
+        if m := re.match(r"^([a-z][a-z-]*):(?!=)([^#]*)", line):
+            current = m.group(1)
+            prereqs = [p for p in m.group(2).split() if re.fullmatch(r"[a-z][a-z-]*", p)]
+            targets[current] = (prereqs, "")
+        elif line.startswith("\t") and current:
+            prereqs, recipe = targets[current]
+            targets[current] = (prereqs, recipe + line + "\n")
+        elif not line.strip().endswith("\\") and not line.startswith("\t"):
+            current = None if not line.strip() else current
+    return targets
+
+
+TARGETS = _targets()
+
+
+def _closure(root: str) -> set[str]:
+    todo, seen = [root], set()
+    while todo:
+        target = todo.pop()
+        if target in seen or target not in TARGETS:
+            continue
+        seen.add(target)
+        prereqs, recipe = TARGETS[target]
+        todo += prereqs + re.findall(r"\$\(MAKE\)[^\n]*?\b([a-z][a-z-]+)\s*(?:;|$)", recipe, flags=re.M)
+    return seen
+
+
+def how_exercised(target: str) -> str | None:
+    if target in _closure("test"):
+        return "part of `make test`"
+    if re.search(rf'"make",[^\n]*"{re.escape(target)}"', TESTS_TEXT):
+        return "a test runs `make " + target + "`"
+    recipe = TARGETS[target][1]
+    for playbook in re.findall(r"ansible-playbook (\S+\.yml)", recipe):
+        if f'"{playbook}"' in TESTS_TEXT or f'"{Path(playbook).name}"' in TESTS_TEXT:
+            return f"tests run {playbook}"
+    for script in re.findall(r"python (\S+\.py)", recipe):
+        if f'"{script}"' in TESTS_TEXT:
+            return f"tests run {script}"
+    for path in re.findall(r"pytest (tests/\S+)", recipe):
+        if re.search(r"pytest tests$", TARGETS["test"][1], flags=re.M):
+            return f"`make test` runs {path} with the rest of tests/"
+    return None
+
+
+def _run_steps(workflow: Path):
+    data = yaml.safe_load(workflow.read_text())
+    for job in data["jobs"].values():
+        for step in job.get("steps") or []:
+            if "run" in step:
+                yield step["run"].strip()
+
+
+RUN_STEPS = sorted({(w.name, cmd) for w in WORKFLOWS for cmd in _run_steps(w)})
+
+
+def test_workflows_run_steps_exist():
+    assert len(RUN_STEPS) >= 10
+
+
+@pytest.mark.parametrize(("workflow", "command"), RUN_STEPS, ids=[f"{w}:{c}" for w, c in RUN_STEPS])
+def test_every_workflow_command_is_a_make_target_the_local_suite_exercises(workflow, command):
+    match = re.fullmatch(r"make ([a-z][a-z-]*)", command)
+    assert match, f"{workflow}: `{command}` is not a single make target (inputs go through env:, not the command)"
+    target = match.group(1)
+    assert target in TARGETS, f"{workflow}: make {target} does not exist"
+    assert how_exercised(target), f"{workflow}: make {target} is not exercised by the local test suite"
+
+
+def test_the_exercised_check_can_fail():
+    assert how_exercised("help") is None
+
+
+def _workflow(name: str) -> dict:
+    return yaml.safe_load((REPO / ".github" / "workflows" / name).read_text())
+
+
+def test_ci_runs_molecule_for_every_role():
+    roles = sorted(p.parent.parent.name for p in (REPO / "roles").glob("*/molecule/default"))
+    assert sorted(_workflow("ci.yml")["jobs"]["molecule"]["strategy"]["matrix"]["role"]) == roles
+
+
+def test_production_deploys_wait_for_staging_and_the_security_checks_behind_reviewers():
+    jobs = _workflow("deploy.yml")["jobs"]
+    assert jobs["security"]["uses"] == "./.github/workflows/security.yml"
+    assert set(jobs["prod"]["needs"]) == {"staging", "security"}
+    assert jobs["prod"]["environment"] == "prod" and jobs["staging"]["environment"] == "staging"
+    for env in ("staging", "prod"):
+        assert jobs[env]["concurrency"] == {"group": f"colors-{env}", "cancel-in-progress": False}
+        assert {"ENV": env}.items() <= jobs[env]["steps"][-1]["env"].items()
+    rollback = _workflow("rollback.yml")["jobs"]["rollback"]
+    assert rollback["concurrency"]["group"] == "colors-${{ inputs.environment }}"
+
+
+def test_the_security_workflow_runs_on_a_schedule_and_can_be_called_by_deploy():
+    triggers = _workflow("security.yml")[True]  # YAML 1.1 reads the key `on` as True
+    assert {"schedule", "workflow_dispatch", "workflow_call"} <= set(triggers)
+    assert "SNYK_TOKEN" in triggers["workflow_call"]["secrets"]
+
+
+def test_id_tokens_are_granted_only_to_jobs_that_assume_an_aws_role():
+    for workflow in WORKFLOWS:
+        data = yaml.safe_load(workflow.read_text())
+        assert "id-token" not in (data.get("permissions") or {}), f"{workflow.name}: id-token at workflow level"
+        for name, job in data["jobs"].items():
+            if (job.get("permissions") or {}).get("id-token") == "write":
+                uses = [s.get("uses", "") for s in job.get("steps", [])]
+                assert any(u.startswith("aws-actions/configure-aws-credentials@") for u in uses), name
