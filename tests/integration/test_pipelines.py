@@ -36,11 +36,12 @@ def registry(tmp_path_factory):
     deadline = time.monotonic() + 20
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)  # noqa: S310 - loopback
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
             break
-        except OSError:
+        except OSError as exc:
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError("the registry did not start: " + (root / "registry.log").read_text()[-2000:])
+                raise AssertionError("the registry did not start: "
+                                     + (root / "registry.log").read_text()[-2000:]) from exc
             time.sleep(0.2)
     yield f"127.0.0.1:{port}"
     proc.terminate()
@@ -61,11 +62,11 @@ def published(registry):
 def test_publish_pushes_the_version_and_the_commit_tags(registry, published):
     sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
                          check=True).stdout.strip()
-    with urllib.request.urlopen(f"http://{registry}/v2/colors/tags/list", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(f"http://{registry}/v2/colors/tags/list", timeout=10) as response:
         tags = json.load(response)["tags"]
     assert sorted(tags) == sorted([VERSION, f"git-{sha[:12]}"])
     assert published["pushed"] == [f"{registry}/colors:{VERSION}", f"{registry}/colors:git-{sha[:12]}"]
-    request = urllib.request.Request(f"http://{registry}/v2/colors/manifests/{VERSION}", method="HEAD",  # noqa: S310
+    request = urllib.request.Request(f"http://{registry}/v2/colors/manifests/{VERSION}", method="HEAD",
                                      headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
         assert response.headers["Docker-Content-Digest"] == published["digest"]
@@ -82,7 +83,8 @@ def test_publish_writes_an_sbom_read_from_the_image(published):
 def test_a_published_version_is_never_overwritten(registry, published):
     again = _publish(registry)
     assert again.returncode == 2
-    assert f"{registry}/colors:{VERSION} is already published and tags are immutable: nothing was pushed" in again.stderr
+    assert (f"{registry}/colors:{VERSION} is already published and tags are immutable: nothing was pushed"
+            in again.stderr)
 
 
 @pytest.mark.parametrize(("env", "expected"), [
@@ -101,7 +103,7 @@ def test_scan_online_is_not_run_here_and_never_passes_for_it():
     result = run(["make", "--no-print-directory", "scan-online"], timeout=600, TARGET_URL="http://127.0.0.1:9/",
                  SNYK_TOKEN="not-a-real-token")  # noqa: S106 - no real token exists here
     assert result.returncode != 0
-    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("NOT RUN")}
+    lines = {line.split()[2]: line for line in result.stdout.splitlines() if line.startswith("NOT RUN")}
     assert set(lines) == {"zap-baseline", "snyk"}, result.stdout
     assert "cannot be pulled" in lines["zap-baseline"] and "FAIL" in lines["zap-baseline"]
     assert "the Snyk CLI did not start" in lines["snyk"]
@@ -130,7 +132,7 @@ def _kubeconfig_playbook(inventory, path, *args):
     moto = f"http://127.0.0.1:{PLATFORM['ports']['moto']}"
     return ansible_playbook("playbooks/kubeconfig.yml", "-i", str(inventory), "-e", f"colors_kubeconfig={path}",
                             "-e", f"colors_aws_endpoint_url={moto}", *args, AWS_ACCESS_KEY_ID="testing",
-                            AWS_SECRET_ACCESS_KEY="testing")  # noqa: S106 - moto's dummy pair
+                            AWS_SECRET_ACCESS_KEY="testing")  # noqa: S106 - moto's dummy pair  # pragma: allowlist secret
 
 
 @pytest.fixture
@@ -190,7 +192,7 @@ def webhook():
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
+        def do_POST(self):
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(204)
             self.end_headers()
@@ -206,8 +208,9 @@ def webhook():
 
 def test_notify_posts_the_outcome_to_the_webhook(webhook):
     url, received = webhook
-    result = ansible_playbook("playbooks/notify.yml", "-i", "inventories/local", "-e", "colors_notify_outcome=rolled_back",
-                              "-e", "app_release_version=1.4.2", "-v", COLORS_NOTIFY_WEBHOOK_URL=url)
+    result = ansible_playbook("playbooks/notify.yml", "-i", "inventories/local", "-e",
+                              "colors_notify_outcome=rolled_back", "-e", "app_release_version=1.4.2", "-v",
+                              COLORS_NOTIFY_WEBHOOK_URL=url)
     assert result.returncode == 0, result.stdout[-3000:]
     assert len(received) == 1
     assert received[0]["outcome"] == "rolled_back" and received[0]["environment"] == "local"

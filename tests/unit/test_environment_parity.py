@@ -3,6 +3,7 @@ allow-list says environments may differ (names, sizes, accounts)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -60,3 +61,22 @@ def test_a_value_outside_the_allow_list_breaks_parity(tmp_path):
     path.write_text(path.read_text().replace("app_release_strategy: blue_green", "app_release_strategy: rolling"))
     problems = parity_problems(tmp_path / "staging", tmp_path / "prod")
     assert len(problems) == 1 and problems[0].startswith("app_release_strategy differs")
+
+
+# A condition on staging or prod: staging must run prod's code paths (only the local platform, which starts
+# itself, may get its own branch).
+BRANCH = re.compile(r"colors_environment\s*(==|!=|in|not in)\s*[\[(]?\s*['\"](staging|prod)['\"]")
+
+
+def test_no_play_or_task_branches_on_staging_or_prod():
+    offenders = [f"{path.relative_to(REPO)}:{number}"
+                 for path in sorted([*REPO.glob("*.yml"), *(REPO / "playbooks").rglob("*.yml"),
+                                     *(REPO / "roles").rglob("*.yml"), *(REPO / "roles").rglob("*.j2")])
+                 for number, line in enumerate(path.read_text().splitlines(), start=1) if BRANCH.search(line)]
+    assert offenders == []
+
+
+def test_the_branch_check_sees_a_prod_only_task():
+    assert BRANCH.search("  when: colors_environment == 'prod'")
+    assert BRANCH.search("  when: colors_environment in ['staging', 'prod']")
+    assert not BRANCH.search("  when: colors_environment == 'local'")
