@@ -127,6 +127,14 @@ kubeconfig: check-env toolchain ## Write the kubeconfig entry of ENV's EKS clust
 publish: image ## Push the image to REGISTRY=<host[:port]> as <version> and git-<sha>, write its SBOM (RELEASE_TAG=vX.Y.Z checks the tag)
 	@$(VENV)/bin/python app/publish_image.py
 
+.PHONY: monitoring
+monitoring: check-env toolchain ## Install the metrics, alerting rules, Alertmanager routing and dashboards of ENV
+	@ansible-playbook monitoring.yml -i inventories/$(ENV)
+
+.PHONY: dashboards
+dashboards: toolchain ## Regenerate the Grafana dashboards (roles/monitoring/files/dashboards) from dashboards.py
+	@$(VENV)/bin/python roles/monitoring/dashboards.py
+
 .PHONY: infra
 infra: check-env toolchain ## Plan and apply the AWS infrastructure of ENV (local: the moto server); PLAN=1 only plans
 	@ansible-playbook infrastructure.yml -i inventories/$(ENV) $(if $(PLAN),--check --diff)

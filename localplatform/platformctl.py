@@ -95,6 +95,9 @@ BUILDS = [
         "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl",
     }),
     GoBuild("actionlint", VERSIONS["actionlint"], {"actionlint": "github.com/rhysd/actionlint/cmd/actionlint"}),
+    # VictoriaLogs (Apache-2.0): the local log store; the Colors container's Docker syslog driver ships to it.
+    GoBuild("victorialogs", VERSIONS["victorialogs"],
+            {"victoria-logs": "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs"}),
     # An OCI registry: the local stand-in for ECR when `make publish` is tested (no registry is reachable here).
     GoBuild("registry", VERSIONS["registry"], {"registry": "github.com/distribution/distribution/v3/cmd/registry"}),
 ]
@@ -421,6 +424,32 @@ def components() -> list[Component]:
             f"--storage.tsdb.path={PROMETHEUS_DIR / 'data'}", "--storage.tsdb.retention.time=2d",
             f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--web.enable-lifecycle",
         ], ("http", f"http://127.0.0.1:{p['prometheus']}/-/ready")),
+        Component("alertmanager", ["alertmanager"], [
+            "/usr/bin/prometheus-alertmanager", f"--config.file={ALERTMANAGER_DIR / 'alertmanager.yml'}",
+            f"--storage.path={ALERTMANAGER_DIR / 'data'}", f"--web.listen-address=127.0.0.1:{p['alertmanager']}",
+            "--cluster.listen-address=", "--log.level=warn",
+        ], ("http", f"http://127.0.0.1:{p['alertmanager']}/-/ready")),
+        Component("blackbox-exporter", ["blackbox_exporter"], [
+            "/usr/bin/prometheus-blackbox-exporter", f"--config.file={HERE / 'blackbox.yml'}",
+            f"--web.listen-address=127.0.0.1:{p['blackbox_exporter']}", "--log.level=warn",
+        ], ("http", f"http://127.0.0.1:{p['blackbox_exporter']}/-/healthy")),
+        # The log store: JSON log lines arrive over syslog (TCP) and are queried with LogsQL over HTTP.
+        Component("victorialogs", ["victorialogs", "victorialogs_syslog"], [
+            str(binary("victoria-logs")), f"-storageDataPath={STATE / 'victorialogs'}",
+            f"-httpListenAddr=127.0.0.1:{p['victorialogs']}",
+            f"-syslog.listenAddr.tcp=127.0.0.1:{p['victorialogs_syslog']}",
+            f"-retentionPeriod={CONFIG['logs']['retention']}", "-loggerLevel=WARN",
+        ], ("http", f"http://127.0.0.1:{p['victorialogs']}/health")),
+        # Release markers: the release engine pushes each recorded release here; Prometheus scrapes it.
+        Component("pushgateway", ["pushgateway"], [
+            "/usr/bin/prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{p['pushgateway']}",
+            "--log.level=warn",
+        ], ("http", f"http://127.0.0.1:{p['pushgateway']}/-/ready")),
+        # Where the local Alertmanager's webhook receivers deliver (as a pager or a chat would).
+        Component("alert-receiver", ["alert_receiver"], [
+            str(venv_bin / "python"), str(HERE / "alert_receiver.py"), "--listen",
+            f"127.0.0.1:{p['alert_receiver']}", "--store", str(ALERTMANAGER_DIR / "notifications.jsonl"),
+        ], ("http", f"http://127.0.0.1:{p['alert_receiver']}/healthz")),
         Component("moto", ["moto"], [
             # moto_server.py: moto's server with the gaps that made Terraform plans drift closed.
             str(venv_bin / "python"), str(HERE / "moto_server.py"), "-H", "127.0.0.1", "-p", str(p["moto"]),
@@ -435,22 +464,44 @@ def components() -> list[Component]:
 
 
 PROMETHEUS_DIR = STATE / "prometheus"
+ALERTMANAGER_DIR = STATE / "alertmanager"
 
 
 def ensure_prometheus_config() -> None:
-    """Prometheus scrapes itself and the targets other tools register in targets/*.json (file_sd)."""
-    (PROMETHEUS_DIR / "targets").mkdir(parents=True, exist_ok=True)
+    """Prometheus scrapes itself, the targets other tools register in targets/*.json (file_sd) and, through the
+    blackbox exporter, the URLs listed in probes/*.json; it evaluates rules/*.yml and alerts the local
+    Alertmanager. The Alertmanager starts with a configuration that delivers nowhere until the monitoring role
+    writes the project's (and reloads it)."""
+    for folder in ("targets", "probes", "rules"):
+        (PROMETHEUS_DIR / folder).mkdir(parents=True, exist_ok=True)
     interval = CONFIG["prometheus"]["scrape_interval"]
     config = {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "global": {"scrape_interval": interval, "evaluation_interval": interval,
+                   "external_labels": {"environment": "local"}},
+        "rule_files": [str(PROMETHEUS_DIR / "rules" / "*.yml")],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{PORTS['alertmanager']}"]}]}]},
         "scrape_configs": [
             {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PORTS['prometheus']}"]}]},
             {"job_name": "registered", "file_sd_configs": [
                 {"files": [str(PROMETHEUS_DIR / "targets" / "*.json")], "refresh_interval": "1s"}]},
+            {"job_name": "pushgateway", "honor_labels": True,
+             "static_configs": [{"targets": [f"127.0.0.1:{PORTS['pushgateway']}"]}]},
+            {"job_name": "probes", "metrics_path": "/probe", "params": {"module": ["http_2xx"]},
+             "file_sd_configs": [{"files": [str(PROMETHEUS_DIR / "probes" / "*.json")], "refresh_interval": "1s"}],
+             "relabel_configs": [
+                 {"source_labels": ["__address__"], "target_label": "__param_target"},
+                 {"source_labels": ["__param_target"], "target_label": "instance"},
+                 {"target_label": "__address__", "replacement": f"127.0.0.1:{PORTS['blackbox_exporter']}"}]},
         ],
     }
-    path = PROMETHEUS_DIR / "prometheus.yml"
-    text = yaml.safe_dump(config, sort_keys=False)
+    _write_if_changed(PROMETHEUS_DIR / "prometheus.yml", yaml.safe_dump(config, sort_keys=False))
+    ALERTMANAGER_DIR.mkdir(parents=True, exist_ok=True)
+    bootstrap = ALERTMANAGER_DIR / "alertmanager.yml"
+    if not bootstrap.exists():
+        bootstrap.write_text(yaml.safe_dump({"route": {"receiver": "nowhere"}, "receivers": [{"name": "nowhere"}]}))
+
+
+def _write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
 
@@ -556,6 +607,14 @@ def endpoints() -> dict[str, str]:
         "aws_region": CONFIG["aws"]["region"],
         "prometheus_url": f"http://127.0.0.1:{PORTS['prometheus']}",
         "prometheus_targets_dir": str(PROMETHEUS_DIR / "targets"),
+        "prometheus_probes_dir": str(PROMETHEUS_DIR / "probes"),
+        "prometheus_rules_dir": str(PROMETHEUS_DIR / "rules"),
+        "alertmanager_url": f"http://127.0.0.1:{PORTS['alertmanager']}",
+        "alertmanager_config": str(ALERTMANAGER_DIR / "alertmanager.yml"),
+        "alert_receiver_url": f"http://127.0.0.1:{PORTS['alert_receiver']}",
+        "pushgateway_url": f"http://127.0.0.1:{PORTS['pushgateway']}",
+        "logs_url": f"http://127.0.0.1:{PORTS['victorialogs']}",
+        "logs_syslog_address": f"tcp://127.0.0.1:{PORTS['victorialogs_syslog']}",
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -72,3 +73,54 @@ def load_plugin(relative: str, name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def postgres_server():
+    """A throw-away PostgreSQL cluster on a free loopback port, run as the `postgres` user (the server refuses root).
+    Yields (url, stop, start): stop() and start() take the server down and up again (an outage)."""
+    import glob
+    import shutil
+    import tempfile
+
+    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bindirs:
+        raise AssertionError("PostgreSQL server binaries are missing: `make toolchain` installs the postgresql package")
+    bindir, port = Path(bindirs[-1]), free_port()
+    data = Path(tempfile.mkdtemp(prefix="colors-pg-"))
+    shutil.chown(data, "postgres", "postgres")
+
+    def pg(*argv: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, text=True,
+                       timeout=120)
+
+    def start() -> None:
+        pg(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "server.log"),
+           "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
+
+    def stop() -> None:
+        pg(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop")
+
+    pg(str(bindir / "initdb"), "-D", str(data / "db"), "-U", "colors", "--auth=trust", "-E", "UTF8")
+    start()
+    try:
+        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "colors", "colors")
+        yield f"postgresql://colors@127.0.0.1:{port}/colors", stop, start
+    finally:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m",
+                        "immediate", "stop"], capture_output=True, check=False)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def wait_for(what: str, check, timeout: float = 90, every: float = 1):
+    """check() until it returns something truthy (returned), or fail naming what did not happen in time."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)

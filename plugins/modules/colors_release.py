@@ -111,7 +111,7 @@ EXAMPLES = r"""
       url: http://prometheus.monitoring:9090
       queries:
         - name: error-ratio
-          query: sum(rate(http_requests_total{status=~"5.."}[2m])) / sum(rate(http_requests_total[2m]))
+          query: sum(rate(colors_http_requests_total{status=~"5.."}[2m])) / sum(rate(colors_http_requests_total[2m]))
           max: 0.02
 """
 

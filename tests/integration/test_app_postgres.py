@@ -4,18 +4,13 @@ newer schema, so a rollback never needs a down-migration."""
 
 from __future__ import annotations
 
-import glob
 import re
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 from colors_app.config import Settings
 from colors_app.store import MIGRATIONS, REQUIRED_SCHEMA, PostgresStore, migrate
 from colors_app.web import create_app
-from helpers import free_port
+from helpers import postgres_server
 from starlette.testclient import TestClient
 
 # Statements that remove or narrow what a running (older) release relies on: only a contract migration may have them.
@@ -26,27 +21,8 @@ CONTRACTING = re.compile(
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    """A throw-away PostgreSQL cluster, run as the `postgres` user (the server refuses root)."""
-    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    if not bindirs:
-        pytest.fail("PostgreSQL server binaries are missing: `make toolchain` installs the postgresql package")
-    bindir, port = Path(bindirs[-1]), free_port()
-    data = Path(tempfile.mkdtemp(prefix="colors-pg-"))
-    shutil.chown(data, "postgres", "postgres")
-    as_postgres = ["runuser", "-u", "postgres", "--"]
-
-    def pg(*argv: str) -> None:
-        subprocess.run([*as_postgres, *argv], check=True, capture_output=True, text=True, timeout=120)
-
-    pg(str(bindir / "initdb"), "-D", str(data / "db"), "-U", "colors", "--auth=trust", "-E", "UTF8")
-    pg(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "server.log"),
-       "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
-    try:
-        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "colors", "colors")
-        yield f"postgresql://colors@127.0.0.1:{port}/colors"
-    finally:
-        pg(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop")
-        shutil.rmtree(data, ignore_errors=True)
+    with postgres_server() as (url, _, _):
+        yield url
 
 
 def _settings(url: str) -> Settings:

@@ -19,8 +19,8 @@ from helpers import PLATFORM, STATE, ansible_playbook
 pytestmark = pytest.mark.platform
 NS = "canary"
 PROMETHEUS = f"http://127.0.0.1:{PLATFORM['ports']['prometheus']}"
-ERROR_RATIO = ('sum(rate(http_requests_total{namespace="canary",status=~"5.."}[20s]))'
-               ' / sum(rate(http_requests_total{namespace="canary"}[20s]))')
+ERROR_RATIO = ('sum(rate(colors_http_requests_total{namespace="canary",status=~"5.."}[20s]))'
+               ' / sum(rate(colors_http_requests_total{namespace="canary"}[20s]))')
 GATES = json.dumps({"app_release_prometheus_url": PROMETHEUS, "app_release_canary_pause": "1s",
                     "app_release_prometheus_gates": [{"name": "error-ratio", "query": ERROR_RATIO, "max": 0.02}]})
 ARGS = ["-i", "inventories/local", "-e", f"app_release_namespace={NS}", "-e", f"cluster_bootstrap_app_namespace={NS}",
@@ -39,9 +39,9 @@ class Exporter:
             def do_GET(self):
                 exporter.ok += 10 * (1 - exporter.error_share)
                 exporter.errors += 10 * exporter.error_share
-                body = ("# TYPE http_requests_total counter\n"
-                        f'http_requests_total{{status="200"}} {exporter.ok}\n'
-                        f'http_requests_total{{status="500"}} {exporter.errors}\n').encode()
+                body = ("# TYPE colors_http_requests_total counter\n"
+                        f'colors_http_requests_total{{status="200"}} {exporter.ok}\n'
+                        f'colors_http_requests_total{{status="500"}} {exporter.errors}\n').encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
                 self.end_headers()

@@ -17,6 +17,7 @@ ALLOWED_DIFFERENCES = {
     "colors_aws_account_id": "each environment's AWS account",
     "app_release_replicas": "size",
     "cluster_bootstrap_database_cidrs": "each environment's VPC addresses (checked against Terraform)",
+    "monitoring_probe_urls": "each environment's public hostname (checked against Terraform's domain_name)",
 }
 
 
@@ -80,3 +81,11 @@ def test_the_branch_check_sees_a_prod_only_task():
     assert BRANCH.search("  when: colors_environment == 'prod'")
     assert BRANCH.search("  when: colors_environment in ['staging', 'prod']")
     assert not BRANCH.search("  when: colors_environment == 'local'")
+
+
+def test_the_probed_urls_are_the_environments_public_hostname():
+    for env in ("staging", "prod"):
+        domain = re.search(r'^domain_name\s*=\s*"([^"]+)"', (REPO / "terraform" / "environments" / env /
+                                                             "terraform.tfvars").read_text(), re.M).group(1)
+        urls = _variables(REPO / "inventories" / env)["monitoring_probe_urls"]
+        assert urls == [f"https://{domain}/readyz"], env

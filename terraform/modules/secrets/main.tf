@@ -35,3 +35,11 @@ resource "aws_secretsmanager_secret_version" "app_initial" {
   })
   secret_string_wo_version = var.initial_value_version
 }
+
+resource "aws_secretsmanager_secret" "alerting" {
+  #checkov:skip=CKV2_AWS_57:Webhook URLs are issued by the paging and ticketing services; they are replaced there, not rotated here.
+  name                    = "${var.name}/alerting"
+  description             = "Alertmanager receivers of Colors: JSON with the page and ticket webhook URLs (set by the on-call lead)"
+  kms_key_id              = module.key.arn
+  recovery_window_in_days = var.recovery_window_days
+}
