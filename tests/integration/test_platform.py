@@ -152,7 +152,8 @@ def test_every_component_reports_healthy():
     assert result.returncode == 0, result.stdout + result.stderr
     status = json.loads(result.stdout)
     assert set(status["components"]) == {"etcd", "kube-apiserver", "kube-controller-manager",
-                                         "kube-scheduler", "kwok", "prometheus", "moto", "dockerd"}
+                                         "kube-scheduler", "kwok", "prometheus", "alertmanager", "blackbox-exporter",
+                                         "pushgateway", "alert-receiver", "victorialogs", "moto", "dockerd"}
     assert all(c["healthy"] for c in status["components"].values()), status["components"]
     # Every component runs from this checkout, except the Docker engine when the machine already runs one.
     assert all(c["pid"] for name, c in status["components"].items() if name != "dockerd"), status["components"]
