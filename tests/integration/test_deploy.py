@@ -206,3 +206,13 @@ def test_deploy_writes_the_job_summary_where_github_asks_for_it(deployed, tmp_pa
     assert text.startswith("## Colors 0.9.0 → local: healthy (no change: already running)")
     assert "| Image | `localhost/colors:0.9.0` |" in text and "| Rolled back | no |" in text
     assert recap(result)["changed"] == 0
+
+
+def test_the_pods_get_no_service_link_variables_that_would_override_the_apps_settings(k8s, deployed):
+    # Kubernetes injects <SERVICE>_PORT=tcp://<ip>:<port> for every Service in the namespace; the Service "colors"
+    # would set COLORS_PORT, the app's own port setting, and the app would exit 78 (found on a real node: kwok runs
+    # no container, so nothing here could show it).
+    spec = _deployment(k8s).spec.template.spec
+    assert spec.enable_service_links is False
+    env = {e.name: e.value for e in spec.containers[0].env}
+    assert env["COLORS_PORT"] == str(spec.containers[0].ports[0].container_port)
