@@ -91,6 +91,11 @@ def build_wheels(python: str) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+def app_version() -> str:
+    """The version of the app (app/pyproject.toml): the image's version tag."""
+    return tomllib.loads((APP / "pyproject.toml").read_text())["project"]["version"]
+
+
 def git(*args: str) -> str:
     return sh(["git", "-C", str(REPO), *args]).stdout.strip()
 
@@ -102,7 +107,7 @@ def main() -> int:
     try:
         docker_ready()
         base, base_built = ensure_base()
-        version = tomllib.loads((APP / "pyproject.toml").read_text())["project"]["version"]
+        version = app_version()
         sha = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--", "app"))
         build_time = git("show", "-s", "--format=%cI", "HEAD")

@@ -24,14 +24,13 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
-APP = Path(__file__).resolve().parent
-REPO = APP.parent
+from build_image import REPO, BuildError, app_version, git, sh
+
 SOURCE_REPOSITORY = "localhost/colors"
 ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com$")
 REGISTRY_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$")
@@ -66,18 +65,6 @@ class PublishError(Exception):
     """A failure while publishing."""
 
 
-def sh(argv: list[str], stdin: str | None = None, timeout: float = 900) -> str:
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False, timeout=timeout)
-    if result.returncode != 0:
-        raise PublishError(f"`{' '.join(argv[:3])} …` failed ({result.returncode}): "
-                           f"{(result.stderr or result.stdout).strip()[-1500:]}")
-    return result.stdout
-
-
-def app_version() -> str:
-    return tomllib.loads((APP / "pyproject.toml").read_text())["project"]["version"]
-
-
 def check_inputs(registry: str, release_tag: str, version: str) -> None:
     if not registry:
         raise InputError("REGISTRY is not set: give the registry host, e.g. "
@@ -89,8 +76,7 @@ def check_inputs(registry: str, release_tag: str, version: str) -> None:
     if release_tag and release_tag.removeprefix("v") != version:
         raise InputError(f"the release tag {release_tag!r} does not name the app's version {version} "
                          "(app/pyproject.toml): tag the commit v<version>, or bump the version first")
-    if subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "app"], capture_output=True,
-                      text=True, check=False).stdout.strip():
+    if git("status", "--porcelain", "--", "app"):
         raise InputError("app/ has uncommitted changes: a published image must be built from a commit "
                          "(commit, then `make image`)")
 
@@ -126,7 +112,7 @@ def tag_exists(registry: str, repository: str, tag: str, password: str | None) -
 
 def sbom(image: str, reference: str, digest: str, version: str) -> dict:
     inventory = json.loads(sh(["docker", "run", "--rm", "--network", "none", "--entrypoint", "python3", image,
-                               "-c", INVENTORY_SCRIPT]))
+                               "-c", INVENTORY_SCRIPT]).stdout)
     components = [{"type": "library", "name": name, "version": ver, "purl": f"pkg:pypi/{name.lower()}@{ver}"}
                   for name, ver in inventory["python"]]
     components += [{"type": "library", "name": name, "version": ver,
@@ -150,9 +136,9 @@ def main() -> int:
     version = app_version()
     try:
         check_inputs(args.registry, args.release_tag, version)
-        sha = sh(["git", "-C", str(REPO), "rev-parse", "HEAD"]).strip()
+        sha = git("rev-parse", "HEAD")
         source = f"{SOURCE_REPOSITORY}:{version}"
-        labels = json.loads(sh(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", source]))
+        labels = json.loads(sh(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", source]).stdout)
         if labels.get("org.opencontainers.image.revision") != sha:
             raise InputError(f"{source} was built from {labels.get('org.opencontainers.image.revision')}, not from "
                              f"HEAD {sha}: run `make image` first")
@@ -164,11 +150,11 @@ def main() -> int:
             raise InputError(f"{target}:{taken[0]} is already published and tags are immutable: nothing was pushed. "
                              "Bump the version in app/pyproject.toml for a new release")
         if password:
-            sh(["docker", "login", "--username", "AWS", "--password-stdin", args.registry], stdin=password)
+            sh(["docker", "login", "--username", "AWS", "--password-stdin", args.registry], input=password)
         digest = ""
         for tag in tags:
             sh(["docker", "tag", source, f"{target}:{tag}"])
-            out = sh(["docker", "push", f"{target}:{tag}"])
+            out = sh(["docker", "push", f"{target}:{tag}"], timeout=900).stdout
             found = re.search(r"digest: (sha256:[0-9a-f]{64})", out)
             digest = found.group(1) if found else digest
         args.sbom.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +162,7 @@ def main() -> int:
     except InputError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
-    except (PublishError, subprocess.TimeoutExpired) as exc:
+    except (BuildError, PublishError, subprocess.TimeoutExpired) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"pushed": [f"{target}:{t}" for t in tags], "digest": digest, "sbom": str(args.sbom)}))

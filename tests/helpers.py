@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -14,6 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 PLATFORM = yaml.safe_load((REPO / "localplatform" / "platform.yml").read_text())
 STATE = Path(os.environ.get("COLORS_PLATFORM_STATE", REPO / ".platform"))
 KUBECONFIG = STATE / "kubeconfig"
+# The version of the Colors app (its image tag: localhost/colors:<version>).
+APP_VERSION = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["version"]
 
 
 def tool_env(**extra: str) -> dict[str, str]:
@@ -124,3 +127,18 @@ def wait_for(what: str, check, timeout: float = 90, every: float = 1):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
+
+
+def received_alerts(since: float, receiver: str, status: str | None = None, **labels: str) -> list[dict]:
+    """The alerts the local platform's alert receiver got at `receiver` since `since` (unix seconds), optionally only
+    those of one status (firing, resolved) and carrying these labels."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    query = urllib.parse.urlencode({"since": since, "receiver": receiver})
+    url = f"http://127.0.0.1:{PLATFORM['ports']['alert_receiver']}/notifications?{query}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        entries = json.load(response)
+    return [a for e in entries for a in e["payload"]["alerts"]
+            if (status is None or a["status"] == status) and all(a["labels"].get(k) == v for k, v in labels.items())]

@@ -8,20 +8,17 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
-from helpers import PLATFORM, REPO, STATE, ansible_playbook, free_port, recap, wait_for
+from helpers import APP_VERSION, PLATFORM, REPO, STATE, ansible_playbook, free_port, recap, received_alerts, wait_for
 
 pytestmark = pytest.mark.platform
 PORTS = PLATFORM["ports"]
 PROMETHEUS = f"http://127.0.0.1:{PORTS['prometheus']}"
 ALERTMANAGER = f"http://127.0.0.1:{PORTS['alertmanager']}"
-RECEIVER = f"http://127.0.0.1:{PORTS['alert_receiver']}"
-VERSION = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["version"]
 
 
 def _get(url: str):
@@ -40,8 +37,8 @@ def app(monitoring):
     name = f"colors-alerting-{port}"
     key = "alerting-test-only"  # pragma: allowlist secret
     subprocess.run(["docker", "run", "--detach", "--name", name, "--read-only", "--publish", f"127.0.0.1:{port}:8080",
-                    "--env", "COLORS_STORE=memory", "--env", f"COLORS_API_KEY={key}", f"localhost/colors:{VERSION}"],
-                   check=True, capture_output=True)
+                    "--env", "COLORS_STORE=memory", "--env", f"COLORS_API_KEY={key}",
+                    f"localhost/colors:{APP_VERSION}"], check=True, capture_output=True)
     url = f"http://127.0.0.1:{port}/readyz"
     target = STATE / "prometheus" / "targets" / "colors-alerting.json"
     probe = STATE / "prometheus" / "probes" / "colors-alerting.json"
@@ -67,13 +64,6 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _notifications(since: float, receiver: str, status: str, alertname: str, instance: str) -> list:
-    entries = _get(f"{RECEIVER}/notifications?{urllib.parse.urlencode({'since': since, 'receiver': receiver})}")
-    return [a for e in entries for a in e["payload"]["alerts"]
-            if a["status"] == status and a["labels"]["alertname"] == alertname
-            and a["labels"].get("instance") == instance]
-
-
 def test_the_monitoring_is_idempotent(monitoring):
     again = ansible_playbook("monitoring.yml", "-i", "inventories/local")
     assert again.returncode == 0 and recap(again)["changed"] == 0, again.stdout[-3000:]
@@ -90,18 +80,18 @@ def test_prometheus_evaluates_the_colors_rules_and_alertmanager_routes_them(moni
 
 def test_an_outage_pages_and_its_recovery_resolves(app):
     name, url = app
+    down = {"alertname": "ColorsEndpointDown", "instance": url}
     frozen = time.time()
     subprocess.run(["docker", "pause", name], check=True, capture_output=True)
     try:
-        firing = wait_for("the ColorsEndpointDown page", lambda: _notifications(
-            frozen, "page", "firing", "ColorsEndpointDown", url))
+        firing = wait_for("the ColorsEndpointDown page", lambda: received_alerts(frozen, "page", "firing", **down))
     finally:
         subprocess.run(["docker", "unpause", name], check=True, capture_output=True)
     assert firing[0]["labels"]["severity"] == "page" and firing[0]["labels"]["service"] == "colors"
     assert firing[0]["annotations"]["runbook_url"].endswith("docs/runbook.md#colorsendpointdown")
-    assert not _notifications(frozen, "ticket", "firing", "ColorsEndpointDown", url)  # pages go to the pager only
-    resolved = wait_for("the resolved notification", lambda: _notifications(
-        frozen, "page", "resolved", "ColorsEndpointDown", url), timeout=120)
+    assert not received_alerts(frozen, "ticket", "firing", **down)  # pages go to the pager only
+    resolved = wait_for("the resolved notification", lambda: received_alerts(frozen, "page", "resolved", **down),
+                        timeout=120)
     assert resolved[0]["endsAt"] > resolved[0]["startsAt"]
     assert _query(f'probe_success{{instance="{url}"}} == 1')
 
@@ -122,7 +112,7 @@ def test_a_silenced_outage_does_not_page(app):
             and silence in a["status"]["silencedBy"]])
         assert held[0]["status"]["state"] == "suppressed"
         # ... and the pager got nothing for it.
-        assert not _notifications(frozen, "page", "firing", "ColorsEndpointDown", url)
+        assert not received_alerts(frozen, "page", "firing", alertname="ColorsEndpointDown", instance=url)
     finally:
         subprocess.run(["docker", "unpause", name], check=True, capture_output=True)
         subprocess.run([*amtool, "silence", "expire", silence], capture_output=True, check=False)

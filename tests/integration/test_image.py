@@ -7,15 +7,14 @@ import json
 import subprocess
 import threading
 import time
-import tomllib
 import urllib.error
 import urllib.request
 
 import pytest
-from helpers import REPO, free_port
+from helpers import APP_VERSION, free_port
 
 pytestmark = pytest.mark.platform
-VERSION = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["version"]
+VERSION = APP_VERSION
 IMAGE = f"localhost/colors:{VERSION}"
 
 

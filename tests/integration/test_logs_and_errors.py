@@ -8,20 +8,17 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 
 import pytest
-from helpers import PLATFORM, REPO, STATE, free_port, postgres_server, wait_for
+from helpers import APP_VERSION, PLATFORM, STATE, free_port, postgres_server, received_alerts, wait_for
 
 pytestmark = pytest.mark.platform
 PORTS = PLATFORM["ports"]
 LOGS = f"http://127.0.0.1:{PORTS['victorialogs']}"
-RECEIVER = f"http://127.0.0.1:{PORTS['alert_receiver']}"
-VERSION = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["version"]
 
 
 def logsql(query: str) -> list[dict]:
@@ -47,7 +44,7 @@ def app(monitoring):
     with postgres_server() as (database_url, stop_db, start_db):
         port = free_port()
         name = f"colors-logs-{port}"
-        image = f"localhost/colors:{VERSION}"
+        image = f"localhost/colors:{APP_VERSION}"
         # As a release does: the migration job first, then the app.
         subprocess.run(["docker", "run", "--rm", "--network", "host", "--env", "COLORS_STORE=postgres", "--env",
                         f"COLORS_DATABASE_URL={database_url}", "--env", "COLORS_API_KEY=unused", image, "migrate"],
@@ -95,12 +92,5 @@ def test_database_errors_are_error_events_found_by_level_and_raise_the_error_ale
     assert all("Traceback" in e["stack"] for e in errors)
     # The same failures, as metrics: the error ratio opens a ticket and the budget burn pages.
     for receiver, alert in (("ticket", "ColorsHighErrorRatio"), ("page", "ColorsAvailabilityBudgetBurnFast")):
-        wait_for(f"{alert} at the {receiver} receiver", lambda r=receiver, a=alert: [
-            x for e in _notifications(since, r) for x in e["payload"]["alerts"]
-            if x["labels"]["alertname"] == a and x["status"] == "firing"], timeout=120)
-
-
-def _notifications(since: float, receiver: str) -> list[dict]:
-    query = urllib.parse.urlencode({"since": since, "receiver": receiver})
-    with urllib.request.urlopen(f"{RECEIVER}/notifications?{query}", timeout=10) as response:  # noqa: S310
-        return json.load(response)
+        wait_for(f"{alert} at the {receiver} receiver",
+                 lambda r=receiver, a=alert: received_alerts(since, r, "firing", alertname=a), timeout=120)

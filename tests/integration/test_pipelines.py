@@ -7,17 +7,15 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
-import tomllib
 import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import yaml
-from helpers import PLATFORM, REPO, STATE, ansible_playbook, free_port, moto_client, recap, run
+from helpers import APP_VERSION, PLATFORM, REPO, STATE, ansible_playbook, free_port, moto_client, recap, run, wait_for
 
 pytestmark = pytest.mark.platform
-VERSION = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["version"]
+VERSION = APP_VERSION
 
 
 # --- make publish (release.yml) --------------------------------------------------------------------------------
@@ -33,16 +31,16 @@ def registry(tmp_path_factory):
         "http": {"addr": f"127.0.0.1:{port}"}}))
     proc = subprocess.Popen([str(STATE / "bin" / "registry"), "serve", str(config)], stdout=subprocess.DEVNULL,
                             stderr=open(root / "registry.log", "w"))  # noqa: SIM115 - closed with the process
-    deadline = time.monotonic() + 20
-    while True:
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError("the registry exited: " + (root / "registry.log").read_text()[-2000:])
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            break
-        except OSError as exc:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError("the registry did not start: "
-                                     + (root / "registry.log").read_text()[-2000:]) from exc
-            time.sleep(0.2)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    wait_for(f"the registry to answer (log {root / 'registry.log'})", answers, timeout=20, every=0.2)
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)
