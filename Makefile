@@ -102,8 +102,8 @@ check-env:
 	  *) echo "ERROR: unknown environment ENV=$(ENV); allowed: $(ENVIRONMENTS)" >&2; exit 2;; esac
 
 .PHONY: image
-image: up ## Build the Colors image on the local Docker engine (tags <version> and git-<sha>)
-	@$(VENV)/bin/python app/build_image.py
+image: up ## Build the Colors image (tags <version>, git-<sha>, drills) and load it into the worker node
+	@$(VENV)/bin/python app/build_image.py --load-worker-node
 
 .PHONY: deploy
 deploy: check-env toolchain $(if $(filter local,$(ENV)),image) ## Deploy Colors (ENV=local by default; VERSION=x.y.z to choose the release)

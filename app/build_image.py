@@ -8,6 +8,10 @@
 2. Wheels of the app and its pinned dependencies, built on the host (same Python minor as the base).
 3. `docker build` of app/Dockerfile (no network needed), tagged `<repository>:<version>` and
    `<repository>:git-<sha12>`, with the commit time as build time (the same commit gives the same labels).
+4. The release drills, one layer over that image: `<version>-drill-crashloop` (a broken setting: the app exits 78
+   at start) and `<version>-drill-never-ready` (pointed at a database it cannot reach: alive, never ready). The
+   third drill, `-drill-pull-error`, is an image that does not exist.
+5. With --load-worker-node, every tag is copied into the local platform's worker node (its own containerd).
 
 Prints one JSON line: the tags, the image id and whether anything was built.
 """
@@ -91,6 +95,33 @@ def build_wheels(python: str) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+# Drill images: a real failure each, as a bad release would bring it (tests/integration/test_worker_node.py).
+DRILLS = {
+    "crashloop": ["# A release with a broken setting: the app names it and exits 78 at start, the pod crash-loops.",
+                  "ENV COLORS_SHUTDOWN_DELAY_SECONDS=-1"],
+    "never-ready": ["# A release pointed at a database it cannot reach: /healthz answers, /readyz stays 503.",
+                    'ENTRYPOINT ["env", "COLORS_STORE=postgres", '
+                    '"COLORS_DATABASE_URL=postgresql://colors@127.0.0.1:9/colors", "colors-app"]'],
+}
+
+
+def build_drills(image: str) -> list[str]:
+    tags = []
+    for name, lines in DRILLS.items():
+        tag = f"{image}-drill-{name}"
+        dockerfile = "\n".join([f"FROM {image}", f'LABEL colors.drill="{name}"', *lines]) + "\n"
+        sh(["docker", "build", "--quiet", "--tag", tag, "-"], input=dockerfile, timeout=300,
+           env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"})
+        tags.append(tag)
+    return tags
+
+
+def load_worker_node(tags: list[str]) -> dict:
+    """Copy the images into the local platform's worker node (skipped, with the reason, when it does not run)."""
+    result = sh([sys.executable, str(REPO / "localplatform" / "platformctl.py"), "load-images", *tags])
+    return json.loads(result.stdout)
+
+
 def app_version() -> str:
     """The version of the app (app/pyproject.toml): the image's version tag."""
     return tomllib.loads((APP / "pyproject.toml").read_text())["project"]["version"]
@@ -103,25 +134,34 @@ def git(*args: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repository", default="localhost/colors", help="image repository (no tag)")
+    parser.add_argument("--version", help="build the working tree as this version (only that tag; benchmarks "
+                                          "release it as a second version); default app/pyproject.toml's")
+    parser.add_argument("--load-worker-node", action="store_true",
+                        help="copy the images into the local platform's worker node")
     args = parser.parse_args()
     try:
         docker_ready()
         base, base_built = ensure_base()
-        version = app_version()
+        version = args.version or app_version()
         sha = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--", "app"))
         build_time = git("show", "-s", "--format=%cI", "HEAD")
         build_wheels(sys.executable)
-        tags = [f"{args.repository}:{version}", f"{args.repository}:git-{sha[:12]}{'-dirty' if dirty else ''}"]
+        tags = [f"{args.repository}:{version}"]
+        if not args.version:
+            tags.append(f"{args.repository}:git-{sha[:12]}{'-dirty' if dirty else ''}")
         sh(["docker", "build", "--quiet", "--file", str(APP / "Dockerfile"), "--build-arg", f"BASE={base}",
             "--build-arg", f"VERSION={version}", "--build-arg", f"GIT_SHA={sha}",
             "--build-arg", f"BUILD_TIME={build_time}", *(x for t in tags for x in ("--tag", t)), str(APP)],
            timeout=900, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"})
         image_id = sh(["docker", "image", "inspect", "--format", "{{.Id}}", tags[0]]).stdout.strip()
+        drills = build_drills(tags[0])
+        loaded = load_worker_node(tags + drills) if args.load_worker_node else None
     except BuildError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"tags": tags, "id": image_id, "base": base, "base_built": base_built, "version": version}))
+    print(json.dumps({"tags": tags, "id": image_id, "base": base, "base_built": base_built, "version": version,
+                      "drills": drills, **({"worker_node": loaded} if loaded is not None else {})}))
     return 0
 
 

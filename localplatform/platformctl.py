@@ -5,20 +5,23 @@ The platform is real software on this machine, bound to loopback:
 
   etcd -> kube-apiserver (TLS, RBAC, admission) -> kube-controller-manager, kube-scheduler
        -> kwok (simulated kubelets; nodes are created by the local_platform role)
+       -> one real worker node: containerd (its own instance) + runc, CNI bridge, kubelet, kube-proxy
+          (where the host can run it: root, the Debian packages; otherwise the platform runs kwok-only)
   moto server (the AWS API that Terraform applies to)
 
 Binaries are built from pinned Go modules (localplatform/build/*/go.mod) into a cache outside the
 repository, keyed by version, and rebuilt only when missing. Runtime state (PKI, etcd data, logs,
 pid files, kubeconfig) lives in the git-ignored ``.platform/`` folder of the checkout.
 
-Commands: build, up, down, status, env.  ``up`` twice is a no-op; ``down`` stops only processes this
-checkout started (pid files carry the process start time, so a reused pid is never signalled).
+Commands: build, up, down, status, env, terraformrc, load-images.  ``up`` twice is a no-op; ``down`` stops only
+processes this checkout started (pid files carry the process start time, so a reused pid is never signalled).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -32,6 +35,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +92,12 @@ BUILDS = [
         "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
         # The client of the same minor as the server (the machine's kubectl may be older).
         "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+        # The real worker node.
+        "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+        "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
     }, _k8s_ldflags(VERSIONS["kubernetes"])),
+    # The sandbox process of the worker node's pods (no registry is reachable for registry.k8s.io/pause).
+    GoBuild("pause", VERSIONS["pause"], {"pause": "colors.local/platform/pause"}),
     GoBuild("kwok", VERSIONS["kwok"], {
         "kwok": "sigs.k8s.io/kwok/cmd/kwok",
         # kwok's own cluster tool: the baseline of `make bench`.
@@ -144,7 +153,9 @@ def _build(build: GoBuild, todo: list[str]) -> None:
     moddir = HERE / "build" / build.name
     tmp = build.bindir.with_name(build.bindir.name + ".partial")
     tmp.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GOFLAGS=f"{os.environ.get('GOFLAGS', '')} -mod=readonly -trimpath".strip())
+    # CGO off: static binaries (the pause binary runs alone in an image FROM scratch).
+    env = dict(os.environ, GOFLAGS=f"{os.environ.get('GOFLAGS', '')} -mod=readonly -trimpath".strip(),
+               CGO_ENABLED="0")
     pkgs = [build.binaries[b] for b in todo]
     log(f"resolving the pinned modules of {build.name} v{build.version} (downloads them on a fresh machine)")
     total = len(subprocess.run([go, "list", "-deps", *pkgs], cwd=moddir, env=env, check=True,
@@ -190,7 +201,33 @@ def host_ip() -> str:
             return "127.0.0.1"
 
 
+def _identities() -> list[tuple[str, str, str | None, list[str] | None]]:
+    """(file name, CN, O, server SANs or None for a client) of every certificate the platform uses."""
+    domain = CONFIG["kubernetes"]["cluster_domain"]
+    service_ip = str(next(ipaddress.ip_network(CONFIG["kubernetes"]["service_cidr"]).hosts()))
+    node = CONFIG["worker_node"]["name"]
+    return [
+        ("apiserver", "kube-apiserver", None,
+         ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+          f"kubernetes.default.svc.{domain}", "127.0.0.1", host_ip(), service_ip]),
+        # Cluster administrator of the local platform (the kubeconfig handed to Ansible and to people).
+        ("admin", "colors-local-admin", "system:masters", None),
+        ("kube-controller-manager", "system:kube-controller-manager", None, None),
+        ("kube-scheduler", "system:kube-scheduler", None, None),
+        # kwok stands in for every simulated kubelet at once, which the Node authorizer cannot express.
+        ("kwok", "kwok-controller", "system:masters", None),
+        # The real worker node: its kubelet is a node to the Node authorizer, kube-proxy has its default binding
+        # (system:node-proxier), and the API server presents its own identity to the kubelet (logs, exec).
+        ("kubelet", f"system:node:{node}", "system:nodes", None),
+        ("kubelet-server", node, None, [node, host_ip()]),
+        ("kube-proxy", "system:kube-proxy", None, None),
+        ("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters", None),
+    ]
+
+
 def ensure_pki() -> None:
+    """The cluster CA, the service-account key and every identity of _identities(), each made when missing (a
+    platform started before the worker node existed gains the node's certificates, and keeps everything else)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -198,9 +235,6 @@ def ensure_pki() -> None:
 
     PKI.mkdir(parents=True, exist_ok=True)
     os.chmod(PKI, 0o700)
-    if (PKI / "ca.crt").exists() and (PKI / "sa.pub").exists() and (PKI / "admin.crt").exists():
-        return
-    log(f"generating the cluster PKI in {PKI}")
     now = datetime.datetime.now(datetime.UTC)
 
     def key_pem(key) -> bytes:
@@ -212,22 +246,28 @@ def ensure_pki() -> None:
         path.write_bytes(data)
         os.chmod(path, mode)
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "colors-local-ca")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=3650))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    write("ca.key", key_pem(ca_key))
-    write("ca.crt", ca.public_bytes(serialization.Encoding.PEM), 0o644)
+    if (PKI / "ca.crt").exists() and (PKI / "ca.key").exists():
+        ca_key = serialization.load_pem_private_key((PKI / "ca.key").read_bytes(), password=None)
+    else:
+        log(f"generating the cluster PKI in {PKI}")
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(minutes=5))
+              .not_valid_after(now + datetime.timedelta(days=3650))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                           content_commitment=False, key_encipherment=False,
+                                           data_encipherment=False, key_agreement=False,
+                                           encipher_only=False, decipher_only=False), critical=True)
+              .sign(ca_key, hashes.SHA256()))
+        write("ca.key", key_pem(ca_key))
+        write("ca.crt", ca.public_bytes(serialization.Encoding.PEM), 0o644)
 
-    def issue(name: str, cn: str, org: str | None, server: bool) -> None:
+    for name, cn, org, sans in _identities():
+        if (PKI / f"{name}.crt").exists() and (PKI / f"{name}.key").exists():
+            continue
         key = ec.generate_private_key(ec.SECP256R1())
         attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
         if org:
@@ -236,36 +276,28 @@ def ensure_pki() -> None:
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(now - datetime.timedelta(minutes=5))
                    .not_valid_after(now + datetime.timedelta(days=825)))
-        if server:
-            domain = CONFIG["kubernetes"]["cluster_domain"]
-            service_ip = next(ipaddress.ip_network(CONFIG["kubernetes"]["service_cidr"]).hosts())
-            sans = [x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default",
-                                              "kubernetes.default.svc", f"kubernetes.default.svc.{domain}")]
-            sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in {"127.0.0.1", host_ip()}]
-            sans.append(x509.IPAddress(service_ip))
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            usage = ExtendedKeyUsageOID.SERVER_AUTH
-        else:
-            usage = ExtendedKeyUsageOID.CLIENT_AUTH
+        if sans is not None:
+            names: list[x509.GeneralName] = []
+            for san in dict.fromkeys(sans):
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(san)))
+                except ValueError:
+                    names.append(x509.DNSName(san))
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if sans is not None else ExtendedKeyUsageOID.CLIENT_AUTH
         cert = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).sign(ca_key, hashes.SHA256())
         write(f"{name}.key", key_pem(key))
         write(f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
-    issue("apiserver", "kube-apiserver", None, server=True)
-    # Cluster administrator of the local platform (the kubeconfig handed to Ansible and to people).
-    issue("admin", "colors-local-admin", "system:masters", server=False)
-    issue("kube-controller-manager", "system:kube-controller-manager", None, server=False)
-    issue("kube-scheduler", "system:kube-scheduler", None, server=False)
-    # kwok stands in for every kubelet at once, which the Node authorizer cannot express.
-    issue("kwok", "kwok-controller", "system:masters", server=False)
-
-    sa_key = ec.generate_private_key(ec.SECP256R1())
-    write("sa.key", key_pem(sa_key))
-    write("sa.pub", sa_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
-    for user in ("admin", "kube-controller-manager", "kube-scheduler", "kwok"):
+    if not (PKI / "sa.pub").exists():
+        sa_key = ec.generate_private_key(ec.SECP256R1())
+        write("sa.key", key_pem(sa_key))
+        write("sa.pub", sa_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
+    for user in ("admin", "kube-controller-manager", "kube-scheduler", "kwok", "kubelet", "kube-proxy"):
         path = KUBECONFIG if user == "admin" else PKI / f"{user}.kubeconfig"
-        write_kubeconfig(path, user)
+        if not path.exists():
+            write_kubeconfig(path, user)
 
 
 def write_kubeconfig(path: Path, user: str) -> None:
@@ -323,6 +355,11 @@ class Component:
     start_timeout: float = 60.0
     # A machine-wide service (the Docker engine): one already answering is used as it is, never stopped here.
     shared: bool = False
+    # Steps around the process: after it is healthy (load the pause image), before it is signalled (stop the
+    # node's containers while the runtime still answers) and after it stopped (undo its mounts and network state).
+    after_start: Callable[[], None] | None = None
+    before_stop: Callable[[], None] | None = None
+    after_stop: Callable[[], None] | None = None
 
     @property
     def pidfile(self) -> Path:
@@ -339,6 +376,11 @@ class Component:
                 status, _ = _get(url)
             elif kind == "unix":
                 status = _unix_ping(url)
+            elif kind == "socket":  # a gRPC endpoint (containerd): accepting connections is all we can ask
+                with socket.socket(socket.AF_UNIX) as sock:
+                    sock.settimeout(3)
+                    sock.connect(url)
+                status = 200
             else:
                 status, _ = _https_get(url, client=(kind == "https-client"))
         except (OSError, ssl.SSLError):
@@ -366,7 +408,10 @@ def _start_time(pid: int) -> str | None:
     return fields[19]
 
 
-def components() -> list[Component]:
+def components(with_node: bool | None = None) -> list[Component]:
+    """Every component, in start order; the worker node's last, when this host can run it (see node_blockers)."""
+    if with_node is None:
+        with_node = not node_blockers()
     p = PORTS
     k8s = CONFIG["kubernetes"]
     venv_bin = Path(sys.executable).parent
@@ -395,6 +440,10 @@ def components() -> list[Component]:
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             "--allow-privileged=true", "--profiling=false", "--anonymous-auth=true",
+            # Logs and exec of the worker node's pods: the kubelet is reached by its address, with this identity.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={PKI / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={PKI / 'apiserver-kubelet-client.key'}",
         ], ("https-client", f"https://127.0.0.1:{p['kube_apiserver']}/readyz"), start_timeout=90),
         Component("kube-controller-manager", ["kube_controller_manager"], [
             str(binary("kube-controller-manager")), *common_k8s,
@@ -460,6 +509,7 @@ def components() -> list[Component]:
         # is used as it is.
         Component("dockerd", [], ["/usr/sbin/dockerd", f"--pidfile={STATE / 'run' / 'dockerd.engine.pid'}"],
                   ("unix", "/var/run/docker.sock"), shared=True),
+        *(node_components() if with_node else []),
     ]
 
 
@@ -512,10 +562,11 @@ def _kubeconfig_flags(user: str) -> list[str]:
 
 
 def port_in_use(port: int) -> bool:
+    """Whether any local address holds the port (the kubelet listens on the host's address, the rest on loopback)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind(("0.0.0.0", port))  # noqa: S104 # nosec B104 - bound for a moment to test the port, never listens
         except OSError:
             return True
     return False
@@ -546,7 +597,7 @@ def start(comp: Component) -> bool:
     for key in comp.port_keys:
         if port_in_use(PORTS[key]):
             raise PlatformError(
-                f"port {PORTS[key]} on 127.0.0.1, needed by {comp.name} ({key} in "
+                f"port {PORTS[key]}, needed by {comp.name} ({key} in "
                 f"localplatform/platform.yml), is in use by another process; stop that process "
                 f"(`ss -ltnp 'sport = :{PORTS[key]}'` names it) or change the port in platform.yml")
     exe = Path(comp.command[0])
@@ -566,6 +617,8 @@ def start(comp: Component) -> bool:
                                 f"last lines of {comp.logfile}:\n{_log_tail(comp.logfile)}")
         raise PlatformError(f"{comp.name} did not become healthy within {comp.start_timeout:.0f}s "
                             f"({comp.health[1]}); last lines of {comp.logfile}:\n{_log_tail(comp.logfile)}")
+    if comp.after_start:
+        comp.after_start()
     return True
 
 
@@ -583,6 +636,8 @@ def _wait_healthy(comp: Component, timeout: float, proc: subprocess.Popen | None
 def stop(comp: Component, timeout: float = 20) -> bool:
     pid = comp.running_pid()
     comp_was_running = pid is not None
+    if pid and comp.before_stop:
+        comp.before_stop()
     if pid:
         os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -591,7 +646,246 @@ def stop(comp: Component, timeout: float = 20) -> bool:
         if _start_time(pid):
             os.killpg(pid, signal.SIGKILL)
     comp.pidfile.unlink(missing_ok=True)
+    if comp.after_stop:
+        comp.after_stop()
     return comp_was_running
+
+
+# ----------------------------------------------------------------------------------------------
+# The real worker node: containerd (an instance of its own) + runc, CNI bridge, kubelet, kube-proxy
+# ----------------------------------------------------------------------------------------------
+
+NODE = CONFIG["worker_node"]
+NODE_DIR = STATE / "node"
+NODE_RUN = Path(NODE["runtime_socket"]).parent  # runtime state must live on a tmpfs-like path, not in the checkout
+NODE_SOCKET = NODE["runtime_socket"]
+PAUSE_IMAGE = f"localhost/pause:{VERSIONS['pause']}"
+# What the node needs from the host, and the Debian package that brings it (localplatform/apt-packages.txt).
+NODE_PROGRAMS = {
+    "/usr/bin/containerd": "containerd", "/usr/bin/containerd-shim-runc-v2": "containerd", "/usr/bin/ctr": "containerd",
+    "/usr/sbin/runc": "runc", "/usr/sbin/nft": "nftables",
+    **{f"/usr/lib/cni/{plugin}": "containernetworking-plugins" for plugin in ("bridge", "host-local", "portmap",
+                                                                                 "loopback")},
+}
+
+
+def node_blockers() -> list[str]:
+    """Why this host cannot run the real worker node (empty: it can). The platform then runs kwok-only."""
+    if os.environ.get("COLORS_WORKER_NODE", "on").lower() in ("off", "0", "false", "no"):
+        return ["COLORS_WORKER_NODE=off asks for the kwok-only platform"]
+    reasons = []
+    if os.geteuid() != 0:
+        reasons.append("it needs root (kubelet and containerd manage mounts, cgroups and network namespaces)")
+    missing = [f"{path} (Debian package {package})" for path, package in NODE_PROGRAMS.items()
+               if not Path(path).exists()]
+    if missing:
+        reasons.append(f"missing: {', '.join(missing)}; `make toolchain` installs them")
+    if not Path("/sys/fs/cgroup/cpu").exists() and not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        reasons.append("no cgroup filesystem at /sys/fs/cgroup")
+    if host_ip() == "127.0.0.1":
+        reasons.append("the host has no non-loopback IPv4 address (a node's address cannot be loopback)")
+    return reasons
+
+
+def _ctr(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(["/usr/bin/ctr", "--address", NODE_SOCKET, "--namespace", "k8s.io", *args],
+                          capture_output=True, check=False, **kwargs)
+
+
+def ensure_node_config() -> None:
+    """containerd's, the CNI network's, the kubelet's and kube-proxy's configuration files under .platform/node."""
+    NODE_DIR.mkdir(parents=True, exist_ok=True)
+    (NODE_DIR / "cni").mkdir(exist_ok=True)
+    ip = host_ip()
+    containerd = f"""# Written by localplatform/platformctl.py: the worker node's own containerd (not Docker's).
+version = 2
+root = "{NODE_DIR / 'containerd'}"
+state = "{NODE_RUN / 'containerd'}"
+[grpc]
+  address = "{NODE_SOCKET}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  # Negative OOM score adjustments (the sandbox's -998) need CAP_SYS_RESOURCE, which a root in a container may
+  # lack (runc then fails with "can't get final child's PID from pipe"); clamp them to the caller's own.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{NODE_DIR / 'cni'}"
+"""
+    _write_if_changed(NODE_DIR / "containerd.toml", containerd)
+    network = {"cniVersion": "0.4.0", "name": "colors-node", "plugins": [
+        {"type": "bridge", "bridge": NODE["bridge"], "isGateway": True, "ipMasq": True, "hairpinMode": True,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": NODE["pod_cidr"]}]],
+                  "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(NODE_DIR / "ipam")}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+        {"type": "loopback"}]}
+    _write_if_changed(NODE_DIR / "cni" / "10-colors.conflist", json.dumps(network, indent=2) + "\n")
+    kubelet = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+        "address": ip, "port": PORTS["kubelet"], "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1", "healthzPort": PORTS["kubelet_healthz"],
+        "tlsCertFile": str(PKI / "kubelet-server.crt"), "tlsPrivateKeyFile": str(PKI / "kubelet-server.key"),
+        # Only the API server (a client certificate of the cluster CA) reaches the kubelet's API; what it may do
+        # there is asked of the API server (SubjectAccessReview), as on a production node.
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
+                           "x509": {"clientCAFile": str(PKI / "ca.crt")}},
+        "authorization": {"mode": "Webhook"},
+        # This machine's cgroup v1 hybrid: cgroupfs driver, and v1 allowed (kubelet 1.35 refuses it by default).
+        "cgroupDriver": "cgroupfs", "failCgroupV1": False, "failSwapOn": False,
+        "containerRuntimeEndpoint": f"unix://{NODE_SOCKET}",
+        "clusterDomain": CONFIG["kubernetes"]["cluster_domain"], "resolvConf": "/etc/resolv.conf",
+        "registerWithTaints": NODE["taints"], "maxPods": NODE["max_pods"],
+        # A shared build machine: never evict for its disk or memory, never delete the locally loaded images.
+        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99, "serializeImagePulls": False,
+    }
+    _write_if_changed(NODE_DIR / "kubelet.yaml", yaml.safe_dump(kubelet, sort_keys=False))
+    proxy = {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(PKI / "kube-proxy.kubeconfig")},
+        "hostnameOverride": NODE["name"],
+        # nftables: Services answer from the host (ClusterIP) and on its address (NodePort); iptables mode did not
+        # DNAT on this machine.
+        "mode": "nftables", "clusterCIDR": NODE["pod_cidr"], "bindAddress": "127.0.0.1",
+        "healthzBindAddress": f"127.0.0.1:{PORTS['kube_proxy_healthz']}",
+        "metricsBindAddress": f"127.0.0.1:{PORTS['kube_proxy_metrics']}",
+        "conntrack": {"maxPerCore": 0},  # leave the host's conntrack table size alone
+    }
+    _write_if_changed(NODE_DIR / "kube-proxy.yaml", yaml.safe_dump(proxy, sort_keys=False))
+
+
+def _docker_archive(ref: str, files: dict[str, tuple[bytes, int]], entrypoint: list[str]) -> bytes:
+    """A `docker save`-format archive of a one-layer image (what `ctr images import` reads)."""
+    import hashlib
+    import io
+    import tarfile
+
+    def tar(members: dict[str, tuple[bytes, int]]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as archive:
+            for name, (data, mode) in members.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(data), mode, 0
+                archive.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    layer = tar(files)
+    layer_id = hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Entrypoint": entrypoint},
+                         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]}}).encode()
+    config_id = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps([{"Config": f"{config_id}.json", "RepoTags": [ref],
+                            "Layers": [f"{layer_id}/layer.tar"]}]).encode()
+    return tar({f"{config_id}.json": (config, 0o644), f"{layer_id}/layer.tar": (layer, 0o644),
+                "manifest.json": (manifest, 0o644)})
+
+
+def ensure_pause_image() -> None:
+    """Import the sandbox image into the node's containerd once (built from the pinned pause binary)."""
+    if PAUSE_IMAGE.encode() in _ctr("images", "ls", "-q").stdout.split():
+        return
+    archive = _docker_archive(PAUSE_IMAGE, {"pause": (binary("pause").read_bytes(), 0o755)}, ["/pause"])
+    result = _ctr("images", "import", "-", input=archive)
+    if result.returncode != 0:
+        raise PlatformError(f"importing {PAUSE_IMAGE} into the worker node failed: {result.stderr.decode()[-500:]}")
+    log(f"{PAUSE_IMAGE} imported into the worker node's containerd")
+
+
+def _stop_node_containers() -> None:
+    """Kill every container of the node (they outlive kubelet and containerd otherwise) and forget them, so the
+    next start begins clean; the kubelet recreates its pods."""
+    tasks = _ctr("tasks", "ls", "-q").stdout.decode().split()
+    for task in tasks:
+        _ctr("tasks", "kill", "--signal", "SIGKILL", task)
+    deadline = time.monotonic() + 10
+    while tasks and time.monotonic() < deadline:
+        for task in list(tasks):
+            if _ctr("tasks", "delete", task).returncode == 0:
+                tasks.remove(task)
+        time.sleep(0.2)
+    for container in _ctr("containers", "ls", "-q").stdout.decode().split():
+        _ctr("containers", "delete", container)
+
+
+def _clean_node_host_state() -> None:
+    """Undo what the node leaves on the host: shims, mounts, kube-proxy's nftables tables, the CNI bridge."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmdline and cmdline[0].endswith(b"containerd-shim-runc-v2") and NODE_SOCKET.encode() in cmdline:
+                with contextlib.suppress(OSError):
+                    os.kill(int(proc.name), signal.SIGKILL)
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith((f"{NODE_DIR}/", f"{NODE_RUN}/"))), key=len,
+                        reverse=True):
+        subprocess.run(["umount", "--lazy", mount], capture_output=True, check=False)
+    for family in ("ip", "ip6"):
+        subprocess.run(["nft", "delete", "table", family, "kube-proxy"], capture_output=True, check=False)
+    subprocess.run(["ip", "link", "delete", NODE["bridge"]], capture_output=True, check=False)
+    shutil.rmtree(NODE_DIR / "ipam", ignore_errors=True)
+
+
+def node_components() -> list[Component]:
+    name, ip = NODE["name"], host_ip()
+    labels = ",".join(f"{k}={v}" for k, v in NODE["labels"].items())
+    return [
+        Component("containerd-node", [], ["/usr/bin/containerd", "--config", str(NODE_DIR / "containerd.toml")],
+                  ("socket", NODE_SOCKET), after_start=ensure_pause_image,
+                  before_stop=_stop_node_containers, after_stop=_clean_node_host_state),
+        Component("kubelet", ["kubelet", "kubelet_healthz"], [
+            str(binary("kubelet")), f"--config={NODE_DIR / 'kubelet.yaml'}",
+            f"--kubeconfig={PKI / 'kubelet.kubeconfig'}", f"--root-dir={NODE_DIR / 'kubelet'}",
+            f"--hostname-override={name}", f"--node-ip={ip}", f"--node-labels={labels}", "--v=1",
+        ], ("http", f"http://127.0.0.1:{PORTS['kubelet_healthz']}/healthz")),
+        Component("kube-proxy", ["kube_proxy_healthz", "kube_proxy_metrics"], [
+            str(binary("kube-proxy")), f"--config={NODE_DIR / 'kube-proxy.yaml'}", "--v=1",
+        ], ("http", f"http://127.0.0.1:{PORTS['kube_proxy_healthz']}/livez")),
+    ]
+
+
+def node_info() -> dict:
+    """What `up` and `status` report about the worker node."""
+    blockers = node_blockers()
+    return {"name": NODE["name"], "enabled": not blockers, "blockers": blockers, "address": host_ip(),
+            "labels": NODE["labels"], "taints": NODE["taints"], "runtime_socket": NODE_SOCKET}
+
+
+def load_images(refs: list[str]) -> dict:
+    """Copy images from the Docker engine into the node's containerd (no registry is reachable here). An image
+    whose Docker id was already loaded under that name is skipped."""
+    if not node_components()[0].running_pid():
+        return {"changed": False, "loaded": [], "skipped": refs,
+                "reason": "the worker node is not running (`make up` starts it where the host can run it)"}
+    record_path = NODE_DIR / "images.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    ids = {}
+    for ref in refs:
+        found = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True,
+                               text=True, check=False)
+        if found.returncode != 0:
+            raise PlatformError(f"image {ref} is not in the Docker engine (`make image` builds it)")
+        ids[ref] = found.stdout.strip()
+    present = set(_ctr("images", "ls", "-q").stdout.decode().split())
+    todo = [ref for ref in refs if record.get(ref) != ids[ref] or ref not in present]
+    if todo:
+        save = subprocess.Popen(["docker", "save", *todo], stdout=subprocess.PIPE)
+        result = _ctr("images", "import", "-", stdin=save.stdout)
+        if save.wait() != 0 or result.returncode != 0:
+            raise PlatformError(f"loading {', '.join(todo)} into the worker node failed: "
+                                f"{result.stderr.decode()[-500:]}")
+        record.update({ref: ids[ref] for ref in todo})
+        record_path.write_text(json.dumps(record, indent=2, sort_keys=True))
+    return {"changed": bool(todo), "loaded": todo, "skipped": [r for r in refs if r not in todo]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -624,19 +918,26 @@ def cmd_up(args: argparse.Namespace) -> dict:
     STATE.mkdir(parents=True, exist_ok=True)
     ensure_pki()
     ensure_prometheus_config()
+    node = node_info()
+    if node["enabled"]:
+        ensure_node_config()
+    else:
+        log(f"the real worker node is not started: {'; '.join(node['blockers'])}. The platform runs kwok-only: "
+            f"pods are scheduled on the simulated nodes and no container of them runs")
     started = []
-    for comp in components():
+    for comp in components(with_node=node["enabled"]):
         if start(comp):
             started.append(comp.name)
             log(f"{comp.name} started (pid {comp.running_pid()}, log {comp.logfile})")
     if not started:
         log("every component was already running and healthy; nothing to do")
     return {"changed": bool(started or built), "started": started, "built": built,
-            "seconds": round(time.monotonic() - t0, 2), **endpoints()}
+            "seconds": round(time.monotonic() - t0, 2), "worker_node": node, **endpoints()}
 
 
 def cmd_down(args: argparse.Namespace) -> dict:
-    stopped = [c.name for c in reversed(components()) if stop(c)]
+    # The worker node's components too, even when this host now says it cannot run them (they may still run).
+    stopped = [c.name for c in reversed(components(with_node=True)) if stop(c)]
     if args.purge and STATE.exists():
         shutil.rmtree(STATE)
     log(f"stopped: {', '.join(stopped) or 'nothing was running'}")
@@ -649,7 +950,7 @@ def cmd_status(args: argparse.Namespace) -> dict:
         pid = comp.running_pid()
         healthy = comp.healthy() if comp.shared else bool(pid) and comp.healthy()
         report[comp.name] = {"pid": pid, "healthy": healthy, "log": str(comp.logfile)}
-    return {"changed": False, "components": report,
+    return {"changed": False, "components": report, "worker_node": node_info(),
             "healthy": all(c["healthy"] for c in report.values()), **endpoints()}
 
 
@@ -699,6 +1000,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--force", action="store_true", help="rebuild even when cached")
     sub.add_parser("env", help="print shell exports for the platform's endpoints")
     sub.add_parser("terraformrc", help="write .platform/terraform.rc for the machine's provider mirror")
+    images = sub.add_parser("load-images", help="copy images from the Docker engine into the worker node")
+    images.add_argument("refs", nargs="+", metavar="IMAGE")
     args = parser.parse_args(argv)
     try:
         if args.command == "env":
@@ -707,7 +1010,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"export AWS_DEFAULT_REGION={ep['aws_region']}")
             return 0
         result = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "build": cmd_build,
-                  "terraformrc": cmd_terraformrc}[args.command](args)
+                  "terraformrc": cmd_terraformrc,
+                  "load-images": lambda a: load_images(a.refs)}[args.command](args)
     except PlatformError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2

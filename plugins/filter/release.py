@@ -1,4 +1,4 @@
-"""Filters of the release engine: image references, semantic versions, canary steps, durations."""
+"""Filters of the release engine: image references, semantic versions, canary steps, durations, dashboard URL."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ description:
   - C(canary_steps) turns step percentages and a replica count into the canary and stable replica counts of
     each step (at least one canary pod, the last step always the full count).
   - C(duration_seconds) converts C(90), C(90s), C(1m30s), C(2h), C(500ms) into seconds.
+  - C(dashboard_url) says where the released app answers, from its Service, its pods and the nodes (a dict with
+    C(url) and C(how)); a public URL given as its argument wins.
   - Every filter raises an error that quotes the offending value.
 positional: _input
 options:
@@ -170,6 +172,40 @@ def duration_seconds(value: Any) -> float | int:
     return int(total) if float(total).is_integer() else total
 
 
+def _ready(pod: dict) -> bool:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def dashboard_url(service: Any, pods: Any = (), nodes: Any = (), public_url: Any = "") -> dict[str, str]:
+    """Where the app answers: the public URL when one is configured, else a NodePort on the address of a node that
+    runs a ready pod, else only the in-cluster name (with the reason no URL reaches it from outside)."""
+    if not isinstance(service, dict) or not service.get("metadata"):
+        raise AnsibleFilterError(f"dashboard_url: expected a Service object, got {str(service)[:80]!r}")
+    meta, spec = service["metadata"], service.get("spec") or {}
+    port = next(iter(spec.get("ports") or []), {})
+    in_cluster = f"http://{meta['name']}.{meta.get('namespace', 'default')}.svc:{port.get('port', 80)}/"
+    if public_url:
+        return {"url": str(public_url), "how": "public URL of the environment"}
+    if spec.get("type") == "NodePort" and port.get("nodePort"):
+        addresses = {}
+        for node in nodes or ():
+            internal = [a["address"] for a in (node.get("status") or {}).get("addresses") or []
+                        if a.get("type") == "InternalIP"]
+            if internal:
+                addresses[node["metadata"]["name"]] = internal[0]
+        for pod in pods or ():
+            node = (pod.get("spec") or {}).get("nodeName")
+            if _ready(pod) and node in addresses:
+                return {"url": f"http://{addresses[node]}:{port['nodePort']}/",
+                        "how": f"NodePort {port['nodePort']} of node {node}, which runs a ready pod"}
+        return {"url": "", "how": f"no ready pod runs on a node with an address (simulated nodes only?); "
+                                  f"inside the cluster: {in_cluster}"}
+    return {"url": "", "how": f"a {spec.get('type', 'ClusterIP')} Service, reached inside the cluster at {in_cluster}"}
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -178,4 +214,5 @@ class FilterModule:
             "semver_compare": semver_compare,
             "canary_steps": canary_steps,
             "duration_seconds": duration_seconds,
+            "dashboard_url": dashboard_url,
         }

@@ -18,6 +18,7 @@ ALLOWED_DIFFERENCES = {
     "app_release_replicas": "size",
     "cluster_bootstrap_database_cidrs": "each environment's VPC addresses (checked against Terraform)",
     "monitoring_probe_urls": "each environment's public hostname (checked against Terraform's domain_name)",
+    "app_release_public_url": "each environment's public hostname (checked against Terraform's domain_name)",
 }
 
 
@@ -87,5 +88,6 @@ def test_the_probed_urls_are_the_environments_public_hostname():
     for env in ("staging", "prod"):
         domain = re.search(r'^domain_name\s*=\s*"([^"]+)"', (REPO / "terraform" / "environments" / env /
                                                              "terraform.tfvars").read_text(), re.M).group(1)
-        urls = _variables(REPO / "inventories" / env)["monitoring_probe_urls"]
-        assert urls == [f"https://{domain}/readyz"], env
+        variables = _variables(REPO / "inventories" / env)
+        assert variables["monitoring_probe_urls"] == [f"https://{domain}/readyz"], env
+        assert variables["app_release_public_url"] == f"https://{domain}/", env

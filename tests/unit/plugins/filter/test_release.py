@@ -93,3 +93,41 @@ def test_duration_seconds_refuses_bad_input_quoting_it(value):
     with pytest.raises(AnsibleFilterError) as err:
         F["duration_seconds"](value)
     assert repr(value) in str(err.value)
+
+
+def _svc(kind="NodePort", node_port=31234):
+    port = {"name": "http", "port": 80, **({"nodePort": node_port} if node_port else {})}
+    return {"metadata": {"name": "colors", "namespace": "colors"}, "spec": {"type": kind, "ports": [port]}}
+
+
+def _pod(node, ready=True, deleting=False):
+    meta = {"name": f"p-{node}", **({"deletionTimestamp": "2026-01-01T00:00:00Z"} if deleting else {})}
+    return {"metadata": meta, "spec": {"nodeName": node},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def _node(name, address=None):
+    addresses = [{"type": "InternalIP", "address": address}] if address else []
+    return {"metadata": {"name": name}, "status": {"addresses": addresses}}
+
+
+def test_dashboard_url_is_the_node_port_of_a_node_running_a_ready_pod():
+    nodes = [_node("kwok-node-0"), _node("colors-node-0", "192.0.2.2"), _node("other", "192.0.2.9")]
+    pods = [_pod("kwok-node-0"), _pod("other", ready=False), _pod("colors-node-0")]
+    result = F["dashboard_url"](_svc(), pods, nodes)
+    assert result["url"] == "http://192.0.2.2:31234/"
+    assert "colors-node-0" in result["how"]
+
+
+def test_dashboard_url_without_a_reachable_pod_says_why_and_gives_the_cluster_name():
+    nodes = [_node("kwok-node-0"), _node("colors-node-0", "192.0.2.2")]
+    pods = [_pod("kwok-node-0"), _pod("colors-node-0", deleting=True)]
+    result = F["dashboard_url"](_svc(), pods, nodes)
+    assert result["url"] == "" and "http://colors.colors.svc:80/" in result["how"]
+    assert F["dashboard_url"](_svc("ClusterIP", None), pods, nodes)["url"] == ""
+
+
+def test_dashboard_url_prefers_the_public_url_and_refuses_what_is_not_a_service():
+    assert F["dashboard_url"](_svc(), [], [], "https://colors.example.com/")["url"] == "https://colors.example.com/"
+    with pytest.raises(AnsibleFilterError, match="expected a Service"):
+        F["dashboard_url"]({}, [], [])
