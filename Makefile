@@ -204,6 +204,10 @@ bench-release: up ## Release engine: rollback, stalled-release verdict, rollout,
 bench-app: image ## The app container: requests/s and p95 beside /healthz; failed requests when it gets SIGTERM under load
 	@$(VENV)/bin/python bench/app_bench.py
 
+.PHONY: bench-zero-downtime
+bench-zero-downtime: image ## Failed requests and p95 under load during a rolling release and a rollback on real pods
+	@$(VENV)/bin/python bench/zero_downtime_bench.py $(BENCH_ARGS)
+
 .PHONY: bench-infra
 bench-infra: up ## Terraform apply, no-change run and destroy against moto, role beside bare terraform (~8 min)
 	@$(VENV)/bin/python bench/infra_bench.py

@@ -42,8 +42,10 @@ def sh(argv: list[str], check: bool = True) -> tuple[float, subprocess.Completed
 
 def deploy(version: str, *extra: str, check: bool = True) -> float:
     playbook = str(Path(sys.executable).parent / "ansible-playbook")
-    return sh([playbook, "deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={version}", *extra],
-              check=check)[0]
+    # Made-up versions: on the simulated nodes (localplatform/simulated-nodes.yml), like the kubectl baselines.
+    simulated = f"@{REPO / 'localplatform' / 'simulated-nodes.yml'}"
+    return sh([playbook, "deploy.yml", "-i", "inventories/local", "-e", simulated,
+               "-e", f"app_release_version={version}", *extra], check=check)[0]
 
 
 def last_entry() -> dict:

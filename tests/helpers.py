@@ -18,6 +18,10 @@ KUBECONFIG = STATE / "kubeconfig"
 # The version of the Colors app (its image tag: localhost/colors:<version>).
 APP_VERSION = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["version"]
 
+# Extra variables that keep a release on the simulated (kwok) nodes: for tests that release made-up versions, which
+# have no image (kwok runs no container and simulates the drills by tag). Colors itself runs on the real worker node.
+ON_SIMULATED_NODES = ("-e", f"@{REPO / 'localplatform' / 'simulated-nodes.yml'}")
+
 
 def tool_env(**extra: str) -> dict[str, str]:
     """The environment `make` gives the tools: the venv and the pinned binaries first on PATH."""

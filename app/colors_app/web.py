@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Match, Mount, Route
@@ -45,16 +46,19 @@ class State:
 
 
 def create_app(settings: Settings, store: Store) -> Starlette:
+    """The app. Handlers that touch the store are plain functions, which Starlette runs in its thread pool: a
+    database that hangs must not stall the event loop, or /healthz stops answering and the kubelet restarts pods
+    that only wait for their database (found when the never-ready drill ran on a real kubelet)."""
     state = State(settings, store, Metrics(settings.version, settings.git_sha))
 
-    async def dashboard(request: Request) -> HTMLResponse:
+    def dashboard(request: Request) -> HTMLResponse:
         family = request.query_params.get("family", "")
         html = TEMPLATES.get_template("dashboard.html").render(
             colors=store.colors(family=family), palettes=store.palettes(), version=settings.version,
             families=sorted({c["family"] for c in store.colors()}), family=family)
         return HTMLResponse(html)
 
-    async def list_colors(request: Request) -> JSONResponse:
+    def list_colors(request: Request) -> JSONResponse:
         query = request.query_params.get("q", "").strip().lower()
         family = request.query_params.get("family", "").strip().lower()
         try:
@@ -64,13 +68,13 @@ def create_app(settings: Settings, store: Store) -> Starlette:
         colors = store.colors(query, family, limit)
         return JSONResponse({"count": len(colors), "colors": colors})
 
-    async def get_color(request: Request) -> JSONResponse:
+    def get_color(request: Request) -> JSONResponse:
         color = store.color(request.path_params["name"].lower())
         if color is None:
             return JSONResponse({"error": f"no color named {request.path_params['name']}"}, status_code=404)
         return JSONResponse(color)
 
-    async def list_palettes(request: Request) -> JSONResponse:
+    def list_palettes(request: Request) -> JSONResponse:
         return JSONResponse({"palettes": store.palettes()})
 
     async def create_palette(request: Request) -> JSONResponse:
@@ -78,8 +82,8 @@ def create_app(settings: Settings, store: Store) -> Starlette:
             return JSONResponse({"error": "a valid X-API-Key header is required"}, status_code=401)
         try:
             body = await request.json()
-            palette = store.add_palette(str(body["name"]), [str(c) for c in body["colors"]],
-                                        request.headers.get("x-author", "api"))
+            palette = await run_in_threadpool(store.add_palette, str(body["name"]), [str(c) for c in body["colors"]],
+                                              request.headers.get("x-author", "api"))
         except (ValueError, KeyError, TypeError) as exc:
             message = str(exc) if isinstance(exc, PaletteError) else "body must be {\"name\": ..., \"colors\": [...]}"
             return JSONResponse({"error": message}, status_code=400)
@@ -89,7 +93,7 @@ def create_app(settings: Settings, store: Store) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "alive"})
 
-    async def readyz(request: Request) -> JSONResponse:
+    def readyz(request: Request) -> JSONResponse:
         if state.shutting_down:
             ready, reason = False, "shutting down"
         else:
@@ -166,6 +170,11 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status, answered = message["status"], True
                 message.setdefault("headers", []).extend([(b"x-request-id", rid.encode()), *SECURITY_HEADERS])
+                if self.colors.shutting_down:
+                    # Draining: the client closes its kept-alive connection after this answer and reconnects
+                    # (through the Service, to a pod that stays), instead of sending its next request on a
+                    # connection this pod is about to close.
+                    message["headers"].append((b"connection", b"close"))
             await send(message)
 
         try:

@@ -13,7 +13,18 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from helpers import APP_VERSION, PLATFORM, REPO, STATE, ansible_playbook, free_port, recap, received_alerts, wait_for
+from helpers import (
+    APP_VERSION,
+    ON_SIMULATED_NODES,
+    PLATFORM,
+    REPO,
+    STATE,
+    ansible_playbook,
+    free_port,
+    recap,
+    received_alerts,
+    wait_for,
+)
 
 pytestmark = pytest.mark.platform
 PORTS = PLATFORM["ports"]
@@ -136,7 +147,8 @@ def test_every_dashboard_query_is_valid_promql(monitoring):
 
 def test_each_recorded_release_becomes_a_marker_next_to_the_metrics(monitoring):
     version = f"0.9.{int(time.time())}"  # a release that has never run here: the engine records it
-    result = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={version}")
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local", *ON_SIMULATED_NODES,
+                              "-e", f"app_release_version={version}")
     assert result.returncode == 0, result.stdout[-3000:]
     pushed = _get(f"http://127.0.0.1:{PORTS['pushgateway']}/api/v1/metrics")["data"]
     markers = [m for group in pushed for m in group.get("colors_release_timestamp_seconds", {}).get("metrics", [])

@@ -4,11 +4,12 @@ release never receives traffic, and switching back is instant."""
 from __future__ import annotations
 
 import pytest
-from helpers import ansible_playbook
+from helpers import ON_SIMULATED_NODES, ansible_playbook
 
 pytestmark = pytest.mark.platform
 NS = "bluegreen"
-ARGS = ["-i", "inventories/local", "-e", f"app_release_namespace={NS}", "-e", f"cluster_bootstrap_app_namespace={NS}",
+ARGS = ["-i", "inventories/local", *ON_SIMULATED_NODES,
+        "-e", f"app_release_namespace={NS}", "-e", f"cluster_bootstrap_app_namespace={NS}",
         "-e", "app_release_strategy=blue_green"]
 
 

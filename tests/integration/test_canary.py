@@ -14,7 +14,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import PLATFORM, STATE, ansible_playbook
+from helpers import ON_SIMULATED_NODES, PLATFORM, STATE, ansible_playbook
 
 pytestmark = pytest.mark.platform
 NS = "canary"
@@ -23,7 +23,8 @@ ERROR_RATIO = ('sum(rate(colors_http_requests_total{namespace="canary",status=~"
                ' / sum(rate(colors_http_requests_total{namespace="canary"}[20s]))')
 GATES = json.dumps({"app_release_prometheus_url": PROMETHEUS, "app_release_canary_pause": "1s",
                     "app_release_prometheus_gates": [{"name": "error-ratio", "query": ERROR_RATIO, "max": 0.02}]})
-ARGS = ["-i", "inventories/local", "-e", f"app_release_namespace={NS}", "-e", f"cluster_bootstrap_app_namespace={NS}",
+ARGS = ["-i", "inventories/local", *ON_SIMULATED_NODES,
+        "-e", f"app_release_namespace={NS}", "-e", f"cluster_bootstrap_app_namespace={NS}",
         "-e", "app_release_strategy=canary", "-e", "app_release_replicas=4", "-e", GATES]
 
 

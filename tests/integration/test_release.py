@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import ansible_playbook, recap, run
+from helpers import ON_SIMULATED_NODES, ansible_playbook, recap, run
 
 pytestmark = pytest.mark.platform
 NS = "colors"
@@ -24,8 +24,8 @@ def _ledger(k8s):
 
 
 def _deploy(version, *extra, **env):
-    return ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={version}", *extra,
-                            **env)
+    return ansible_playbook("deploy.yml", "-i", "inventories/local", *ON_SIMULATED_NODES,
+                            "-e", f"app_release_version={version}", *extra, **env)
 
 
 @pytest.fixture(scope="module")

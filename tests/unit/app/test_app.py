@@ -185,3 +185,45 @@ def test_every_response_carries_the_security_headers(client):
         headers = client.get(path).headers
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+
+
+class _HangingStore(MemoryStore):
+    """A store whose readiness check waits, as one does while its database does not answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def ready(self):
+        self.entered.set()
+        self.release.wait(30)
+        return False, "database unreachable"
+
+
+def test_liveness_answers_while_readiness_waits_for_the_database():
+    import threading
+    store = _HangingStore()
+    app = create_app(Settings.from_env(BASE_ENV), store)
+    results = {}
+    with TestClient(app) as client:
+        readiness = threading.Thread(target=lambda: results.setdefault("ready", client.get("/readyz")))
+        readiness.start()
+        assert store.entered.wait(10)
+        liveness = threading.Thread(target=lambda: results.setdefault("alive", client.get("/healthz")))
+        liveness.start()
+        liveness.join(10)
+        answered_while_waiting = not liveness.is_alive() and not store.release.is_set()
+        store.release.set()
+        readiness.join(10)
+    assert answered_while_waiting, "/healthz waited for the store's readiness check"
+    assert results["alive"].status_code == 200
+    assert results["ready"].status_code == 503 and results["ready"].json()["reason"] == "database unreachable"
+
+
+def test_a_draining_app_asks_clients_to_close_their_connections(app, client):
+    assert "close" not in client.get("/").headers.get("connection", "")
+    app.colors.shutting_down = True  # what SIGTERM does first
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["connection"] == "close"
+    assert client.get("/readyz").status_code == 503

@@ -1,0 +1,175 @@
+"""The local platform's real worker node: Colors really runs there (kubelet, containerd, runc, CNI bridge), its
+Service really routes (kube-proxy), `make deploy`'s dashboard URL answers, and the release engine's drills fail on
+real pods - the evidence comes from the kubelet, which kwok never writes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+from helpers import APP_VERSION, PLATFORM, ansible_playbook, run, wait_for
+
+pytestmark = pytest.mark.platform
+NS = "colors"
+NODE = PLATFORM["worker_node"]["name"]
+IMAGE = f"localhost/colors:{APP_VERSION}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def worker_node():
+    """The node as `make up` reports it; a host that cannot run it fails here, naming why (COLORS_WORKER_NODE=off
+    is the only way to skip these tests: the kwok-only platform)."""
+    if os.environ.get("COLORS_WORKER_NODE", "on").lower() in ("off", "0", "false", "no"):
+        pytest.skip("COLORS_WORKER_NODE=off: the platform runs kwok-only")
+    status = json.loads(run(["python", "localplatform/platformctl.py", "status"]).stdout)
+    node = status["worker_node"]
+    assert node["enabled"], f"the worker node cannot run on this host: {node['blockers']}"
+    for name in ("containerd-node", "kubelet", "kube-proxy"):
+        assert status["components"][name]["healthy"], f"{name} is not running: see {status['components'][name]['log']}"
+    return node
+
+
+@pytest.fixture(scope="module")
+def released(k8s):
+    """Colors deployed as `make deploy` does it (the inventory's version, whose image `make image` loaded)."""
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local")
+    assert result.returncode == 0, result.stdout[-3000:]
+    return result
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 # nosec B310 - the platform's URLs
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def _pods(k8s):
+    core, _, _ = k8s
+    return [p for p in core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/name=colors").items
+            if p.metadata.deletion_timestamp is None]
+
+
+def test_the_worker_node_is_a_real_kubelet_of_the_pinned_version(k8s, worker_node):
+    core, _, _ = k8s
+    node = core.read_node(NODE)
+    assert {c.type: c.status for c in node.status.conditions}["Ready"] == "True"
+    assert node.status.node_info.kubelet_version == f"v{PLATFORM['versions']['kubernetes']}"
+    assert node.status.node_info.container_runtime_version.startswith("containerd://")
+    addresses = {a.type: a.address for a in node.status.addresses}
+    assert addresses["InternalIP"] == worker_node["address"] != "127.0.0.1"
+    # Dedicated to the app: nothing without the toleration lands here (the kwok tests' made-up versions).
+    assert [(t.key, t.value, t.effect) for t in node.spec.taints] == [("colors.io/workload", "app", "NoSchedule")]
+    assert node.metadata.labels["colors.io/workload"] == "app"
+
+
+def test_colors_pods_run_on_the_worker_node_and_pass_their_readiness_probe(k8s, released):
+    pods = wait_for("two ready Colors pods", lambda: [p for p in _pods(k8s) if any(
+        c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])] if len(_pods(k8s)) == 2
+        else None)
+    for pod in pods:
+        assert pod.spec.node_name == NODE
+        container = pod.status.container_statuses[0]
+        # A container the runtime started (kwok reports no container id), running the image `make image` built.
+        assert container.container_id.startswith("containerd://") and container.started and container.ready
+        assert container.image == IMAGE and container.restart_count == 0
+        assert pod.status.pod_ip.startswith(PLATFORM["worker_node"]["pod_cidr"].rsplit(".", 1)[0] + ".")
+        # The probe the kubelet runs answers from the host too: the pod's own address, the app's port.
+        status, body = _get(f"http://{pod.status.pod_ip}:8080/readyz")
+        assert (status, json.loads(body)["ready"]) == (200, True)
+
+
+def test_make_deploy_prints_the_dashboard_url_and_it_answers_through_the_service(k8s, released, worker_node):
+    core, _, _ = k8s
+    service = core.read_namespaced_service("colors", NS)
+    assert service.spec.type == "NodePort"
+    node_port = service.spec.ports[0].node_port
+    url = f"http://{worker_node['address']}:{node_port}/"
+    assert f"Dashboard: {url}" in " ".join(released.stdout.split())
+    # 200 and a page the app wrote (unrouted traffic here is answered by a proxy with a 404, never a timeout).
+    status, page = _get(url)
+    assert status == 200 and "<title>Colors" in page and f"v{APP_VERSION}" in page
+    # The ClusterIP routes too (kube-proxy's rules answer on the host), to the version that was released.
+    status, body = _get(f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}/version")
+    assert status == 200 and json.loads(body)["version"] == APP_VERSION
+
+
+def test_pod_logs_come_from_the_kubelet(k8s, released):
+    core, _, _ = k8s
+    pod = _pods(k8s)[0]
+    lines = core.read_namespaced_pod_log(pod.metadata.name, NS, tail_lines=50).splitlines()
+    assert any(json.loads(line).get("logger") == "colors" for line in lines if line.startswith("{"))
+
+
+# Each drill is a real image (app/build_image.py) or a missing one; the kubelet's own events are the evidence.
+DRILLS = [
+    ("crashloop", "pod-crashloop", "CrashLoopBackOff", "BackOff", "Back-off restarting failed container colors"),
+    ("pull-error", "image-pull", "ErrImagePull", "Failed",
+     f'Failed to pull image "localhost/colors:{APP_VERSION}-drill-pull-error"'),
+    ("never-ready", "rollout-progress", "ProgressDeadlineExceeded", "Unhealthy", "Readiness probe failed"),
+]
+
+
+@pytest.mark.parametrize(("drill", "gate", "evidence", "reason", "kubelet_says"), DRILLS, ids=[d[0] for d in DRILLS])
+def test_a_failing_release_on_real_pods_is_rolled_back_and_the_dashboard_keeps_answering(
+        k8s, released, worker_node, drill, gate, evidence, reason, kubelet_says):
+    core, apps, _ = k8s
+    version = f"{APP_VERSION}-drill-{drill}"
+    since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={version}",
+                              "-e", "app_release_progress_deadline_seconds=15")
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())
+    assert f"Release {version} (localhost/colors:{version}) failed gate {gate}" in out and evidence in out
+    assert f"Restored {IMAGE}" in out and "healthy again" in out
+    # What the kubelet of the worker node reported about the drill's pod.
+    events = [e for e in core.list_namespaced_event(NS, field_selector=f"reason={reason}").items
+              if e.source.component == "kubelet" and e.source.host == NODE
+              and re.match(r"colors-[a-z0-9]+-[a-z0-9]+$", e.involved_object.name)
+              and (e.last_timestamp or e.event_time) >= since]
+    assert any(kubelet_says in e.message for e in events), [e.message for e in events]
+    # The previous release serves on: the Deployment is back on it, and the dashboard answers.
+    deployment = apps.read_namespaced_deployment("colors", NS)
+    assert deployment.spec.template.spec.containers[0].image == IMAGE
+    assert deployment.status.ready_replicas == 2
+    node_port = core.read_namespaced_service("colors", NS).spec.ports[0].node_port
+    status, body = _get(f"http://{worker_node['address']}:{node_port}/version")
+    assert status == 200 and json.loads(body)["version"] == APP_VERSION
+
+
+def _load_generator():
+    """The benchmark's load generator (bench/zero_downtime_bench.py), so the test and the figures measure alike."""
+    import importlib.util
+
+    from helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("zero_downtime_bench", REPO / "bench" / "zero_downtime_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Load
+
+
+@pytest.mark.parametrize("keepalive", [False, True], ids=["new-connections", "kept-alive"])
+def test_a_rolling_release_and_a_rollback_under_load_lose_no_request(k8s, released, worker_node, keepalive):
+    core, apps, _ = k8s
+    second = f"{APP_VERSION}-zero-downtime.1"
+    built = run(["python", "app/build_image.py", "--version", second, "--load-worker-node"])
+    assert built.returncode == 0, built.stderr[-2000:]
+    port = core.read_namespaced_service("colors", NS).spec.ports[0].node_port
+    load_class = _load_generator()
+    for playbook, extra, image in (("deploy.yml", ["-e", f"app_release_version={second}"], second),
+                                   ("rollback.yml", [], APP_VERSION)):
+        load = load_class(worker_node["address"], port, rate=50, workers=6, keepalive=keepalive, timeout=5).start()
+        result = ansible_playbook(playbook, "-i", "inventories/local", *extra)
+        wait_for("the replaced pods to finish draining", lambda: len(core.list_namespaced_pod(
+            NS, label_selector="app.kubernetes.io/name=colors").items) == 2, timeout=60)
+        measured = load.stop()
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert apps.read_namespaced_deployment("colors", NS).spec.template.spec.containers[0].image.endswith(image)
+        assert measured["requests"] >= 50 * 5 and measured["failed"] == 0, (playbook, measured)
