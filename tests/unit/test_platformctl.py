@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import sys
@@ -150,3 +151,78 @@ def test_platform_ports_are_outside_the_ephemeral_source_port_range():
     low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     inside = {name: port for name, port in ports.items() if low <= port <= high}
     assert not inside, f"ports inside the ephemeral range {low}-{high}: {inside}"
+
+
+def test_identities_missing_from_an_older_platform_are_issued_by_the_same_ca(ctl):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    ctl.ensure_pki()
+    ca = (ctl.PKI / "ca.crt").read_bytes()
+    apiserver = (ctl.PKI / "apiserver.crt").read_bytes()
+    (ctl.PKI / "kubelet.crt").unlink()  # as on a platform started before the worker node existed
+    ctl.ensure_pki()
+    assert (ctl.PKI / "ca.crt").read_bytes() == ca and (ctl.PKI / "apiserver.crt").read_bytes() == apiserver
+    kubelet = x509.load_pem_x509_certificate((ctl.PKI / "kubelet.crt").read_bytes())
+    name = ctl.CONFIG["worker_node"]["name"]
+    # The Node authorizer's identity of a kubelet: system:node:<name> in group system:nodes.
+    assert kubelet.subject.rfc4514_string() == f"CN=system:node:{name},O=system:nodes"
+    assert kubelet.issuer == x509.load_pem_x509_certificate(ca).subject
+    proxy = x509.load_pem_x509_certificate((ctl.PKI / "kube-proxy.crt").read_bytes())
+    assert proxy.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "system:kube-proxy"
+    assert yaml.safe_load((ctl.PKI / "kubelet.kubeconfig").read_text())["users"][0]["name"] == "kubelet"
+
+
+def test_a_host_that_cannot_run_the_worker_node_is_told_why(ctl, monkeypatch):
+    monkeypatch.setattr(ctl.os, "geteuid", lambda: 1000)
+    monkeypatch.setitem(ctl.NODE_PROGRAMS, "/nonexistent/containerd", "containerd")
+    reasons = ctl.node_blockers()
+    assert any("needs root" in r for r in reasons)
+    assert any("/nonexistent/containerd (Debian package containerd)" in r and "make toolchain" in r for r in reasons)
+    monkeypatch.setenv("COLORS_WORKER_NODE", "off")
+    assert ctl.node_blockers() == ["COLORS_WORKER_NODE=off asks for the kwok-only platform"]
+    assert ctl.node_info()["enabled"] is False
+    assert [c.name for c in ctl.components()][-1] == "dockerd"  # kwok-only: no node components
+    assert [c.name for c in ctl.components(with_node=True)][-3:] == ["containerd-node", "kubelet", "kube-proxy"]
+
+
+def test_the_worker_node_configuration_fits_this_kind_of_host(ctl):
+    ctl.ensure_node_config()
+    node = ctl.CONFIG["worker_node"]
+    kubelet = yaml.safe_load((ctl.NODE_DIR / "kubelet.yaml").read_text())
+    assert kubelet["failCgroupV1"] is False and kubelet["cgroupDriver"] == "cgroupfs"  # the cgroup v1 hybrid
+    assert kubelet["registerWithTaints"] == node["taints"] and kubelet["address"] == ctl.host_ip()
+    assert kubelet["authentication"]["anonymous"]["enabled"] is False and kubelet["authorization"]["mode"] == "Webhook"
+    assert kubelet["containerRuntimeEndpoint"] == f"unix://{node['runtime_socket']}"
+    containerd = (ctl.NODE_DIR / "containerd.toml").read_text()
+    assert "restrict_oom_score_adj = true" in containerd  # no CAP_SYS_RESOURCE for root in a container
+    assert f'sandbox_image = "{ctl.PAUSE_IMAGE}"' in containerd and "SystemdCgroup = false" in containerd
+    network = json.loads((ctl.NODE_DIR / "cni" / "10-colors.conflist").read_text())
+    assert network["plugins"][0]["ipam"]["ranges"] == [[{"subnet": node["pod_cidr"]}]]
+    proxy = yaml.safe_load((ctl.NODE_DIR / "kube-proxy.yaml").read_text())
+    assert proxy["mode"] == "nftables" and proxy["clusterCIDR"] == node["pod_cidr"]
+
+
+def test_the_sandbox_image_archive_is_what_ctr_imports(ctl):
+    import hashlib
+    import io
+    import tarfile
+
+    archive = ctl._docker_archive("localhost/pause:3.10", {"pause": (b"\x7fELF...", 0o755)}, ["/pause"])
+    with tarfile.open(fileobj=io.BytesIO(archive)) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))
+        [entry] = manifest
+        assert entry["RepoTags"] == ["localhost/pause:3.10"]
+        config = json.load(outer.extractfile(entry["Config"]))
+        layer = outer.extractfile(entry["Layers"][0]).read()
+    assert config["rootfs"]["diff_ids"] == [f"sha256:{hashlib.sha256(layer).hexdigest()}"]
+    assert config["config"]["Entrypoint"] == ["/pause"]
+    with tarfile.open(fileobj=io.BytesIO(layer)) as inner:
+        member = inner.getmember("pause")
+        assert member.mode == 0o755 and inner.extractfile(member).read() == b"\x7fELF..."
+
+
+def test_loading_images_without_a_running_node_says_so_and_loads_nothing(ctl):
+    result = ctl.load_images(["localhost/colors:0.1.0"])
+    assert result["changed"] is False and result["loaded"] == []
+    assert "worker node is not running" in result["reason"]
