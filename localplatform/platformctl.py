@@ -879,7 +879,9 @@ def load_images(refs: list[str]) -> dict:
     todo = [ref for ref in refs if record.get(ref) != ids[ref] or ref not in present]
     if todo:
         save = subprocess.Popen(["docker", "save", *todo], stdout=subprocess.PIPE)
-        result = _ctr("images", "import", "-", stdin=save.stdout)
+        assert save.stdout is not None
+        with save.stdout:  # closed here too, so docker save ends (broken pipe) if the import stops early
+            result = _ctr("images", "import", "-", stdin=save.stdout)
         if save.wait() != 0 or result.returncode != 0:
             raise PlatformError(f"loading {', '.join(todo)} into the worker node failed: "
                                 f"{result.stderr.decode()[-500:]}")

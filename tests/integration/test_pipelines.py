@@ -220,6 +220,7 @@ def test_notify_posts_the_outcome_to_the_webhook(webhook):
     ("", "deployed", "No notification webhook"),
     ("http://127.0.0.1:9/hook", "deployed", "the message was not delivered"),
     ("http://127.0.0.1:9/hook", "exploded", "colors_notify_outcome"),
+    ("http://hooks.127.0.0.1:9/hook", "deployed", "is not an https:// URL"),  # plain http off this machine
 ])
 def test_notify_fails_clearly_without_leaking_the_url(url, outcome, expected):
     result = ansible_playbook("playbooks/notify.yml", "-i", "inventories/local", "-e",
