@@ -646,7 +646,7 @@ def stop(comp: Component, timeout: float = 20) -> bool:
         if _start_time(pid):
             os.killpg(pid, signal.SIGKILL)
     comp.pidfile.unlink(missing_ok=True)
-    if comp.after_stop:
+    if comp.after_stop and comp_was_running:
         comp.after_stop()
     return comp_was_running
 
@@ -825,13 +825,17 @@ def _clean_node_host_state() -> None:
             if cmdline and cmdline[0].endswith(b"containerd-shim-runc-v2") and NODE_SOCKET.encode() in cmdline:
                 with contextlib.suppress(OSError):
                     os.kill(int(proc.name), signal.SIGKILL)
+    def quietly(*argv: str) -> None:  # best effort: what is already gone, or a missing tool, is no error here
+        with contextlib.suppress(OSError):
+            subprocess.run(argv, capture_output=True, check=False)
+
     mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
     for mount in sorted((m for m in mounts if m.startswith((f"{NODE_DIR}/", f"{NODE_RUN}/"))), key=len,
                         reverse=True):
-        subprocess.run(["umount", "--lazy", mount], capture_output=True, check=False)
+        quietly("umount", "--lazy", mount)
     for family in ("ip", "ip6"):
-        subprocess.run(["nft", "delete", "table", family, "kube-proxy"], capture_output=True, check=False)
-    subprocess.run(["ip", "link", "delete", NODE["bridge"]], capture_output=True, check=False)
+        quietly("nft", "delete", "table", family, "kube-proxy")
+    quietly("ip", "link", "delete", NODE["bridge"])
     shutil.rmtree(NODE_DIR / "ipam", ignore_errors=True)
 
 

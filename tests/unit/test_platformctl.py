@@ -226,3 +226,15 @@ def test_loading_images_without_a_running_node_says_so_and_loads_nothing(ctl):
     result = ctl.load_images(["localhost/colors:0.1.0"])
     assert result["changed"] is False and result["loaded"] == []
     assert "worker node is not running" in result["reason"]
+
+
+def test_the_node_cleanup_runs_only_after_a_node_that_ran_and_never_needs_its_tools(ctl, monkeypatch, tmp_path):
+    calls = []
+    comp = _component(ctl, ["true"])
+    comp.after_stop = lambda: calls.append("cleaned")
+    assert ctl.stop(comp) is False and calls == []  # never started here (a kwok-only host): nothing to undo
+    # Aimed at a node of its own (never the machine's: its shims, mounts, tables and bridge are left alone).
+    monkeypatch.setattr(ctl, "NODE_SOCKET", str(tmp_path / "node.sock"))
+    monkeypatch.setattr(ctl, "NODE_RUN", tmp_path / "run")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no nft, ip or umount
+    ctl._clean_node_host_state()  # a host without the node's tools: best effort, no error
