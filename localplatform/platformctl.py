@@ -562,11 +562,12 @@ def _kubeconfig_flags(user: str) -> list[str]:
 
 
 def port_in_use(port: int) -> bool:
-    """Whether any local address holds the port (the kubelet listens on the host's address, the rest on loopback)."""
+    """Whether the port is held on loopback (the kubelet's API port on the host's address is not checked here: a
+    kubelet that cannot bind it exits, and `start` shows its log)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("0.0.0.0", port))  # noqa: S104 # nosec B104 - bound for a moment to test the port, never listens
+            s.bind(("127.0.0.1", port))
         except OSError:
             return True
     return False
@@ -597,7 +598,7 @@ def start(comp: Component) -> bool:
     for key in comp.port_keys:
         if port_in_use(PORTS[key]):
             raise PlatformError(
-                f"port {PORTS[key]}, needed by {comp.name} ({key} in "
+                f"port {PORTS[key]} on 127.0.0.1, needed by {comp.name} ({key} in "
                 f"localplatform/platform.yml), is in use by another process; stop that process "
                 f"(`ss -ltnp 'sport = :{PORTS[key]}'` names it) or change the port in platform.yml")
     exe = Path(comp.command[0])
