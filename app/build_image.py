@@ -9,8 +9,9 @@
 3. `docker build` of app/Dockerfile (no network needed), tagged `<repository>:<version>` and
    `<repository>:git-<sha12>`, with the commit time as build time (the same commit gives the same labels).
 4. The release drills, one layer over that image: `<version>-drill-crashloop` (a broken setting: the app exits 78
-   at start) and `<version>-drill-never-ready` (pointed at a database it cannot reach: alive, never ready). The
-   third drill, `-drill-pull-error`, is an image that does not exist.
+   at start), `<version>-drill-never-ready` (pointed at a database it cannot reach: alive, never ready) and
+   `<version>-drill-errors` (alive and ready, but its dashboard page answers 500). One more drill,
+   `-drill-pull-error`, is an image that does not exist.
 5. With --load-worker-node, every tag is copied into the local platform's worker node (its own containerd).
 
 Prints one JSON line: the tags, the image id and whether anything was built.
@@ -102,6 +103,12 @@ DRILLS = {
     "never-ready": ["# A release pointed at a database it cannot reach: /healthz answers, /readyz stays 503.",
                     'ENTRYPOINT ["env", "COLORS_STORE=postgres", '
                     '"COLORS_DATABASE_URL=postgresql://colors@127.0.0.1:9/colors", "colors-app"]'],
+    "errors": ["# A release that starts, is alive and ready, and answers 500 on its dashboard page (a template that",
+               "# fails to render): only what its pods serve shows it - the smoke check, the metric gates, the alerts.",
+               "USER root",
+               "RUN python3 -c \"import pathlib, colors_app; (pathlib.Path(colors_app.__file__).parent / 'templates' / "
+               "'dashboard.html').write_text('{{ release.broken.page }}')\"",
+               "USER 10001:10001"],
 }
 
 

@@ -107,6 +107,14 @@ BUILDS = [
     # VictoriaLogs (Apache-2.0): the local log store; the Colors container's Docker syslog driver ships to it.
     GoBuild("victorialogs", VERSIONS["victorialogs"],
             {"victoria-logs": "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs"}),
+    # Prometheus and promtool: Debian's build lacks Kubernetes service discovery, which finds the Colors pods here as
+    # the Prometheus Operator's configuration finds them in a cluster.
+    GoBuild("prometheus", VERSIONS["prometheus"], {
+        "prometheus": "github.com/prometheus/prometheus/cmd/prometheus",
+        "promtool": "github.com/prometheus/prometheus/cmd/promtool",
+    }, f"-X github.com/prometheus/common/version.Version={VERSIONS['prometheus']}"
+       f" -X github.com/prometheus/common/version.Branch=release"
+       f" -X github.com/prometheus/common/version.Revision=v{VERSIONS['prometheus']}"),
     # An OCI registry: the local stand-in for ECR when `make publish` is tested (no registry is reachable here).
     GoBuild("registry", VERSIONS["registry"], {"registry": "github.com/distribution/distribution/v3/cmd/registry"}),
 ]
@@ -222,6 +230,10 @@ def _identities() -> list[tuple[str, str, str | None, list[str] | None]]:
         ("kubelet-server", node, None, [node, host_ip()]),
         ("kube-proxy", "system:kube-proxy", None, None),
         ("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters", None),
+        # The local Prometheus: /metrics of the API server through the built-in system:monitoring group; the pods of
+        # Colors through the pods get/list/watch the monitoring role grants this user (as kube-prometheus-stack's
+        # chart grants its Prometheus).
+        ("prometheus", CONFIG["prometheus"]["identity"], "system:monitoring", None),
     ]
 
 
@@ -294,7 +306,7 @@ def ensure_pki() -> None:
         write("sa.key", key_pem(sa_key))
         write("sa.pub", sa_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                          serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
-    for user in ("admin", "kube-controller-manager", "kube-scheduler", "kwok", "kubelet", "kube-proxy"):
+    for user in ("admin", "kube-controller-manager", "kube-scheduler", "kwok", "kubelet", "kube-proxy", "prometheus"):
         path = KUBECONFIG if user == "admin" else PKI / f"{user}.kubeconfig"
         if not path.exists():
             write_kubeconfig(path, user)
@@ -469,7 +481,7 @@ def components(with_node: bool | None = None) -> list[Component]:
             f"--server-address=127.0.0.1:{p['kwok']}", "--cidr=10.244.0.0/16",
         ], ("http", f"http://127.0.0.1:{p['kwok']}/healthz")),
         Component("prometheus", ["prometheus"], [
-            "/usr/bin/prometheus", f"--config.file={PROMETHEUS_DIR / 'prometheus.yml'}",
+            str(binary("prometheus")), f"--config.file={PROMETHEUS_DIR / 'prometheus.yml'}",
             f"--storage.tsdb.path={PROMETHEUS_DIR / 'data'}", "--storage.tsdb.retention.time=2d",
             f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--web.enable-lifecycle",
         ], ("http", f"http://127.0.0.1:{p['prometheus']}/-/ready")),
@@ -482,6 +494,12 @@ def components(with_node: bool | None = None) -> list[Component]:
             "/usr/bin/prometheus-blackbox-exporter", f"--config.file={HERE / 'blackbox.yml'}",
             f"--web.listen-address=127.0.0.1:{p['blackbox_exporter']}", "--log.level=warn",
         ], ("http", f"http://127.0.0.1:{p['blackbox_exporter']}/-/healthy")),
+        # Node metrics of this host (the worker node's): CPU, memory, file systems, as the node exporter DaemonSet of
+        # kube-prometheus-stack reports them in a cluster.
+        Component("node-exporter", ["node_exporter"], [
+            "/usr/bin/prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{p['node_exporter']}",
+            "--log.level=warn",
+        ], ("http", f"http://127.0.0.1:{p['node_exporter']}/")),
         # The log store: JSON log lines arrive over syslog (TCP) and are queried with LogsQL over HTTP.
         Component("victorialogs", ["victorialogs", "victorialogs_syslog"], [
             str(binary("victoria-logs")), f"-storageDataPath={STATE / 'victorialogs'}",
@@ -518,13 +536,24 @@ ALERTMANAGER_DIR = STATE / "alertmanager"
 
 
 def ensure_prometheus_config() -> None:
-    """Prometheus scrapes itself, the targets other tools register in targets/*.json (file_sd) and, through the
-    blackbox exporter, the URLs listed in probes/*.json; it evaluates rules/*.yml and alerts the local
-    Alertmanager. The Alertmanager starts with a configuration that delivers nowhere until the monitoring role
-    writes the project's (and reloads it)."""
+    """Prometheus scrapes itself, the API server, the node exporter, the targets other tools register in
+    targets/*.json (file_sd) and, through the blackbox exporter, the URLs listed in probes/*.json; it evaluates
+    rules/*.yml and alerts the local Alertmanager. The scrape jobs of what is deployed (`podMonitor/...`, written by
+    the monitoring role from its PodMonitor) are kept as they are. The Alertmanager starts with a configuration that
+    delivers nowhere until the monitoring role writes the project's (and reloads it)."""
     for folder in ("targets", "probes", "rules"):
         (PROMETHEUS_DIR / folder).mkdir(parents=True, exist_ok=True)
     interval = CONFIG["prometheus"]["scrape_interval"]
+    own_tls = {"ca_file": str(PKI / "ca.crt"), "cert_file": str(PKI / "prometheus.crt"),
+               "key_file": str(PKI / "prometheus.key")}
+    config_file = PROMETHEUS_DIR / "prometheus.yml"
+    deployed = []
+    if config_file.exists():
+        try:
+            deployed = [job for job in (yaml.safe_load(config_file.read_text()) or {}).get("scrape_configs", [])
+                        if str(job.get("job_name", "")).startswith("podMonitor/")]
+        except yaml.YAMLError:
+            deployed = []
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval,
                    "external_labels": {"environment": "local"}},
@@ -532,6 +561,14 @@ def ensure_prometheus_config() -> None:
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{PORTS['alertmanager']}"]}]}]},
         "scrape_configs": [
             {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{PORTS['prometheus']}"]}]},
+            # The labels kube-prometheus-stack's apiserver ServiceMonitor gives the `kubernetes` Service's endpoints.
+            {"job_name": "apiserver", "scheme": "https", "tls_config": own_tls,
+             "static_configs": [{"targets": [f"127.0.0.1:{PORTS['kube_apiserver']}"],
+                                 "labels": {"namespace": "default", "service": "kubernetes", "endpoint": "https"}}]},
+            # As the chart's node exporter ServiceMonitor labels it (job node-exporter, port http-metrics).
+            {"job_name": "node-exporter",
+             "static_configs": [{"targets": [f"127.0.0.1:{PORTS['node_exporter']}"],
+                                 "labels": {"endpoint": "http-metrics", "node": CONFIG["worker_node"]["name"]}}]},
             {"job_name": "registered", "file_sd_configs": [
                 {"files": [str(PROMETHEUS_DIR / "targets" / "*.json")], "refresh_interval": "1s"}]},
             {"job_name": "pushgateway", "honor_labels": True,
@@ -542,13 +579,20 @@ def ensure_prometheus_config() -> None:
                  {"source_labels": ["__address__"], "target_label": "__param_target"},
                  {"source_labels": ["__param_target"], "target_label": "instance"},
                  {"target_label": "__address__", "replacement": f"127.0.0.1:{PORTS['blackbox_exporter']}"}]},
+            *deployed,
         ],
     }
-    _write_if_changed(PROMETHEUS_DIR / "prometheus.yml", yaml.safe_dump(config, sort_keys=False))
+    _write_if_changed(config_file, prometheus_config_text(config))
     ALERTMANAGER_DIR.mkdir(parents=True, exist_ok=True)
     bootstrap = ALERTMANAGER_DIR / "alertmanager.yml"
     if not bootstrap.exists():
         bootstrap.write_text(yaml.safe_dump({"route": {"receiver": "nowhere"}, "receivers": [{"name": "nowhere"}]}))
+
+
+def prometheus_config_text(config: dict) -> str:
+    """The configuration as the monitoring role writes it too (Ansible's to_nice_json, a newline): byte for byte the
+    same text whoever writes it last, so neither sees a change that is none."""
+    return json.dumps(config, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -910,6 +954,8 @@ def endpoints() -> dict[str, str]:
         "prometheus_targets_dir": str(PROMETHEUS_DIR / "targets"),
         "prometheus_probes_dir": str(PROMETHEUS_DIR / "probes"),
         "prometheus_rules_dir": str(PROMETHEUS_DIR / "rules"),
+        "prometheus_config": str(PROMETHEUS_DIR / "prometheus.yml"),
+        "prometheus_kubeconfig": str(PKI / "prometheus.kubeconfig"),
         "alertmanager_url": f"http://127.0.0.1:{PORTS['alertmanager']}",
         "alertmanager_config": str(ALERTMANAGER_DIR / "alertmanager.yml"),
         "alert_receiver_url": f"http://127.0.0.1:{PORTS['alert_receiver']}",

@@ -146,3 +146,16 @@ def received_alerts(since: float, receiver: str, status: str | None = None, **la
         entries = json.load(response)
     return [a for e in entries for a in e["payload"]["alerts"]
             if (status is None or a["status"] == status) and all(a["labels"].get(k) == v for k, v in labels.items())]
+
+
+def role_pod_monitor(**overrides) -> dict:
+    """The monitoring role's PodMonitor, rendered from its template with the role's defaults (as the role does)."""
+    import json
+
+    import jinja2
+
+    role = REPO / "roles" / "monitoring"
+    values = {**yaml.safe_load((role / "defaults" / "main.yml").read_text()), **overrides}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - YAML, not HTML
+    env.filters["to_json"] = json.dumps
+    return yaml.safe_load(env.from_string((role / "templates" / "podmonitor.yml.j2").read_text()).render(**values))

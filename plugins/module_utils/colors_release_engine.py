@@ -55,6 +55,7 @@ class ClusterApi:
         self._pods = dynamic_client.resources.get(api_version="v1", kind="Pod")
         self._configmaps = dynamic_client.resources.get(api_version="v1", kind="ConfigMap")
         self._services = dynamic_client.resources.get(api_version="v1", kind="Service")
+        self._endpointslices = dynamic_client.resources.get(api_version="discovery.k8s.io/v1", kind="EndpointSlice")
 
     @staticmethod
     def _dict(obj) -> dict | None:
@@ -82,6 +83,13 @@ class ClusterApi:
             return self._dict(self._services.get(name=name, namespace=namespace))
         except NotFoundError:
             return None
+
+    def endpoint_pods(self, namespace: str, service: str) -> list[str]:
+        """The pods the Service's EndpointSlices list (ready or terminating): where its traffic can go."""
+        slices = self._dict(self._endpointslices.get(namespace=namespace,
+                                                     label_selector=f"kubernetes.io/service-name={service}"))
+        return sorted(ep["targetRef"]["name"] for sl in slices["items"] for ep in sl.get("endpoints") or []
+                      if (ep.get("targetRef") or {}).get("kind") == "Pod")
 
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         params = {"dry_run": "All"} if self.dry_run else {}
@@ -126,15 +134,26 @@ def _require_http(url: str) -> None:
         raise ValueError(f"{url!r} is not an http:// or https:// URL")
 
 
-def http_smoke(url: str, expect_status: int, timeout: float = 5.0) -> Verdict:
-    try:
-        _require_http(url)
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only, checked above
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return Verdict("failed", "http-smoke", [f"GET {url}: {exc}"])
+def http_smoke(url: str, expect_status: int, timeout: float = 5.0, retry_seconds: float = 10.0,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Verdict:
+    """GET the URL once and judge its status. A connection that fails (refused, reset, timed out) is asked again for
+    up to `retry_seconds`: a node's proxy can lag a second behind the endpoints; an answer is final."""
+    start = clock()
+    while True:
+        try:
+            _require_http(url)
+            with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only, checked above
+                status = resp.status
+            break
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            break
+        except ValueError as exc:
+            return Verdict("failed", "http-smoke", [f"GET {url}: {exc}"])
+        except (urllib.error.URLError, OSError) as exc:
+            if clock() - start >= retry_seconds:
+                return Verdict("failed", "http-smoke", [f"GET {url}: {exc}"])
+            sleep(0.5)
     if status != expect_status:
         return Verdict("failed", "http-smoke", [f"GET {url} answered {status}, expected {expect_status}"])
     return Verdict("healthy")
@@ -150,6 +169,60 @@ def prometheus_query(url: str, query: str, timeout: float = 10.0) -> dict:
         return json.loads(exc.read() or b"{}") or {"status": "error", "error": f"HTTP {exc.code}"}
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return {"status": "error", "error": f"Prometheus at {url} unreachable: {exc}"}
+
+
+# Where a metric gate's query says `$pods`, the engine puts the label matchers of the pods it judges: their namespace
+# and their ReplicaSet's pod-template-hash, as the PodMonitor of the monitoring role labels every scraped series
+# (podTargetLabels: pod-template-hash -> pod_template_hash). So rolling, canary and blue-green releases are each
+# judged by the new pods alone, never by the old ones beside them.
+POD_SELECTOR = "$pods"
+TEMPLATE_HASH_LABEL = "pod_template_hash"
+
+
+def pod_selector(namespace: str, template_hash: str | None) -> str:
+    return f'namespace="{namespace}",{TEMPLATE_HASH_LABEL}="{template_hash or ""}"'
+
+
+def metric_gates(url: str, queries: list[dict], selector: str, no_data_timeout: float,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Verdict:
+    """Every query once with data and within its maximum: healthy; the first above its maximum: failed. A query with
+    no data is inconclusive and asked again (new pods need a scrape or two) until `no_data_timeout` seconds have
+    passed; then the gate fails, naming the query, the selector and how many of the pods Prometheus scrapes."""
+    start = clock()
+    pending = [{**q, "query": str(q["query"]).replace(POD_SELECTOR, selector)} for q in queries]
+    values: dict[str, float] = {}
+    pause = 0.5
+    while True:
+        waiting = []
+        for check in pending:
+            verdict = prometheus_verdict(check["name"], check["query"], prometheus_query(url, check["query"]),
+                                         float(check["max"]))
+            if verdict.state == "failed":
+                return verdict
+            if verdict.state == "no-data":
+                waiting.append(check)
+            else:
+                values[check["name"]] = verdict.detail["value"]
+        if not waiting:
+            return Verdict("healthy", detail={"metrics": values})
+        waited = clock() - start
+        if waited >= no_data_timeout:
+            check = waiting[0]
+            up = prometheus_query(url, f"count(up{{{selector}}} == 1)")
+            scraped = _get_scalar(up)
+            return Verdict("failed", f"prometheus:{check['name']}", [
+                f"{check['query']} returned no data for {waited:.0f}s (no series selected; a gate without data never "
+                f"passes); Prometheus scrapes {scraped} target(s) matching {{{selector}}}"])
+        sleep(min(pause, max(no_data_timeout - waited, 0.05)))
+        pause = min(pause * 2, 5.0)
+        pending = waiting
+
+
+def _get_scalar(result: dict) -> str:
+    if result.get("status") != "success":
+        return "?"
+    samples = (result.get("data") or {}).get("result") or []
+    return samples[0]["value"][1] if samples else "0"
 
 
 class RollingRelease:
@@ -194,29 +267,56 @@ class RollingRelease:
         spec = (manifest or self.p["deployment"])["spec"]
         return self.wait(float(spec.get("progressDeadlineSeconds", 600)) + 10)
 
-    def judge(self, pause: float = 0) -> Verdict:
-        """The rollout's verdict, then (after `pause`) the HTTP and metric gates once it is healthy."""
+    def judge(self, pause: float = 0, routed: bool = False) -> Verdict:
+        """The rollout's verdict, then (after `pause`) the HTTP and metric gates once it is healthy; the metric
+        gates select the pods of the revision the rollout produced. With `routed` (a rolling release behind its
+        Service), the gates wait until the Service routes to the new pods only, so the smoke check meets them."""
         verdict = self.wait_for_rollout()
+        if verdict.state == "healthy" and routed:
+            verdict = self.wait_for_routing(verdict)
         if verdict.state == "healthy":
             self.sleep(pause)
-            gates = self.gates()
+            gates = self.gates(verdict.detail.get("template_hash"))
             if gates.state == "failed":
                 verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
+            elif gates.detail.get("metrics"):
+                verdict.detail["metrics"] = gates.detail["metrics"]
         return verdict
 
-    def gates(self) -> Verdict:
+    def wait_for_routing(self, verdict: Verdict, timeout: float = 60) -> Verdict:
+        """Wait until no endpoint of the Service is a pod of an earlier ReplicaSet of this Deployment (those drain and
+        go within their shutdown delay); read from the EndpointSlices, never assumed."""
+        service = self.p["service"]["metadata"]["name"]
+        current = verdict.detail.get("replicaset")
+        start, pause = self.clock(), 0.1
+        while True:
+            older = {rs["metadata"]["name"] for rs in self.api.replicasets(self.namespace, self.selector)
+                     if rs["metadata"]["name"] != current
+                     and any(ref.get("kind") == "Deployment" and ref.get("name") == self.name
+                             for ref in rs["metadata"].get("ownerReferences", []))}
+            stale = [pod for pod in self.api.endpoint_pods(self.namespace, service)
+                     if pod.rsplit("-", 1)[0] in older]
+            if not stale:
+                verdict.detail["routing_seconds"] = round(self.clock() - start, 2)
+                return verdict
+            if self.clock() - start > timeout:
+                return Verdict("failed", "service-routing", [
+                    f"service {service} still routes to pods of the previous revision after {timeout:.0f}s: "
+                    f"{', '.join(stale)}"], verdict.detail)
+            self.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def gates(self, template_hash: str | None = None) -> Verdict:
         smoke = self.p.get("http_smoke") or {}
         if smoke.get("url"):
             verdict = http_smoke(smoke["url"], smoke.get("expect_status", 200))
             if verdict.state == "failed":
                 return verdict
         prom = self.p.get("prometheus") or {}
-        for check in prom.get("queries", []) if prom.get("url") else []:
-            verdict = prometheus_verdict(check["name"], check["query"],
-                                         prometheus_query(prom["url"], check["query"]), float(check["max"]))
-            if verdict.state == "failed":
-                return verdict
-        return Verdict("healthy")
+        if not prom.get("url") or not prom.get("queries"):
+            return Verdict("healthy")
+        return metric_gates(prom["url"], prom["queries"], pod_selector(self.namespace, template_hash),
+                            float(prom.get("no_data_timeout") or 0), self.clock, self.sleep)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -246,12 +346,13 @@ class RollingRelease:
 
         entry = ledger_entry(self.p["actor"], result["image"], "rolling", result["previous_image"],
                              self.p["version"], previous_version=self.p.get("previous_version"))
-        verdict = self.judge()
+        verdict = self.judge(routed=bool(self.p.get("service")))
         result["verdict"] = verdict.as_dict()
         result["revision"] = verdict.detail.get("revision")
         entry["verdict_seconds"] = verdict.detail.get("seconds")
         if verdict.state == "healthy":
-            entry.update(finished=utcnow(), verdict="succeeded", revision=result["revision"])
+            entry.update(finished=utcnow(), verdict="succeeded", revision=result["revision"],
+                         **({"metrics": verdict.detail["metrics"]} if verdict.detail.get("metrics") else {}))
             self._record(entry, record)
             result["ledger_entry"] = entry
             return result

@@ -3,6 +3,8 @@
 A verdict is one of:
   healthy      every replica of the new revision is updated, ready and available
   progressing  not there yet, and nothing says it will not get there
+  no-data      a metric gate's query returned no value: inconclusive, never healthy (the engine waits for data up to
+               a bound, then fails naming the query and the selector)
   failed       a gate failed; `gate` names it and `evidence` quotes what the cluster reported
 """
 
@@ -83,7 +85,8 @@ def assess(deployment: dict, replicasets: list[dict], pods: list[dict]) -> Verdi
     if observed < generation:  # the controller has not seen the change yet: revision and pods are stale
         return Verdict("progressing", evidence=[f"deployment {name}: generation {generation} not observed yet"])
     replicaset = current_replicaset(deployment, replicasets)
-    detail = {"revision": revision_of(deployment), "replicaset": _get(replicaset, "metadata", "name")}
+    detail = {"revision": revision_of(deployment), "replicaset": _get(replicaset, "metadata", "name"),
+              "template_hash": _get(replicaset, "metadata", "labels", "pod-template-hash")}
 
     # Gate: pods of the new revision that can never become ready (fail fast, before any deadline).
     for pod in pods_of(replicaset, pods):
@@ -121,20 +124,22 @@ def assess(deployment: dict, replicasets: list[dict], pods: list[dict]) -> Verdi
 
 
 def prometheus_verdict(name: str, query: str, result: dict, maximum: float) -> Verdict:
-    """Judge one Prometheus instant query result (the JSON of /api/v1/query) against its threshold."""
+    """Judge one Prometheus instant query result (the JSON of /api/v1/query) against its threshold.
+
+    A query that returns no series, or only NaN (0/0: nothing counted), has no verdict: "no-data". A selector that
+    matches nothing - a missing PodMonitor, a renamed label, a broken scrape - must never pass a release."""
     if result.get("status") != "success":
         return Verdict("failed", f"prometheus:{name}", [f"query {query!r} failed: {result.get('error', result)}"])
-    samples = _get(result, "data", "result", default=[])
-    if not samples:
-        return Verdict("healthy", detail={"value": None})
     values = []
-    for sample in samples:
+    for sample in _get(result, "data", "result", default=[]):
         raw = sample.get("value", [None, "NaN"])[1]
         try:
             values.append(float(raw))
         except (TypeError, ValueError):
             continue
-    worst = max((v for v in values if v == v), default=None)  # NaN != NaN: no traffic, no verdict
-    if worst is not None and worst > maximum:
+    worst = max((v for v in values if v == v), default=None)  # NaN != NaN
+    if worst is None:
+        return Verdict("no-data", f"prometheus:{name}", [f"{query} returned no data"], {"value": None})
+    if worst > maximum:
         return Verdict("failed", f"prometheus:{name}", [f"{query} = {worst:g} > {maximum:g}"], {"value": worst})
     return Verdict("healthy", detail={"value": worst})

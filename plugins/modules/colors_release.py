@@ -90,10 +90,20 @@ options:
         description: Base URL of the Prometheus HTTP API.
         type: str
       queries:
-        description: Instant queries and the highest acceptable value of each.
+        description:
+          - Instant queries (C(name), C(query), C(max)) and the highest acceptable value of each.
+          - C($pods) in a query stands for the label matchers of the pods being judged - their namespace and
+            the pod-template-hash of the new ReplicaSet (the canary's, the new colour's) - so a gate measures the
+            new pods only.
+          - A query that returns no data (no series, or only NaN) is inconclusive, never healthy; it is asked
+            again until I(no_data_timeout), then the gate fails naming the query and the selector.
         type: list
         elements: dict
         default: []
+      no_data_timeout:
+        description: Seconds a metric gate waits for its query to return data before it fails.
+        type: float
+        default: 180
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 author:
@@ -111,8 +121,11 @@ EXAMPLES = r"""
       url: http://prometheus.monitoring:9090
       queries:
         - name: error-ratio
-          query: sum(rate(colors_http_requests_total{status=~"5.."}[2m])) / sum(rate(colors_http_requests_total[2m]))
+          query: >-
+            sum(rate(colors_http_requests_total{$pods,status=~"5.."}[2m]))
+            / sum(rate(colors_http_requests_total{$pods}[2m]))
           max: 0.02
+      no_data_timeout: 120
 """
 
 RETURN = r"""
@@ -172,7 +185,8 @@ def argument_spec() -> dict:
         http_smoke=dict(type="dict", options=dict(url=dict(type="str"),
                                                   expect_status=dict(type="int", default=200))),
         prometheus=dict(type="dict", options=dict(url=dict(type="str"),
-                                                  queries=dict(type="list", elements="dict", default=[]))),
+                                                  queries=dict(type="list", elements="dict", default=[]),
+                                                  no_data_timeout=dict(type="float", default=180))),
     )
 
 

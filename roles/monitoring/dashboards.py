@@ -63,8 +63,9 @@ def service_overview() -> db.Dashboard:
                  "RED per route, SLO burn, saturation and the releases of the Colors web dashboard.")
             .annotation(RELEASE_MARKERS)
             .with_panel(single("Availability (30 d, SLO 99.9 %)", "percentunit", 0, 0,
-                               f'1 - (sum(increase(colors_http_requests_total{{{APP},status=~"5.."}}[30d])) '
-                               f'/ sum(increase(colors_http_requests_total{{{APP}}}[30d])))', "availability"))
+                               f'1 - ((sum(increase(colors_http_requests_total{{{APP},status=~"5.."}}[30d])) '
+                               f'or vector(0)) / sum(increase(colors_http_requests_total{{{APP}}}[30d])))',
+                               "availability"))
             .with_panel(single("Requests per second", "reqps", 6, 0,
                                f"sum(rate(colors_http_requests_total{{{APP}}}[5m]))", "req/s"))
             .with_panel(single("Error ratio (5 m)", "percentunit", 12, 0, "sum(colors:http_errors:ratio_rate5m)",
@@ -74,7 +75,9 @@ def service_overview() -> db.Dashboard:
             .with_panel(panel("Rate by route", "reqps", 0, 4,
                               (f"sum by (route) (rate(colors_http_requests_total{{{APP}}}[5m]))", "{{route}}")))
             .with_panel(panel("Errors by route", "reqps", 12, 4,
-                              (f'sum by (route) (rate(colors_http_requests_total{{{APP},status=~"5.."}}[5m]))',
+                              # 0 per route, not "no data", while no request failed
+                              (f'sum by (route) (rate(colors_http_requests_total{{{APP},status=~"5.."}}[5m])) '
+                               f'or sum by (route) (rate(colors_http_requests_total{{{APP}}}[5m])) * 0',
                                "{{route}}")))
             .with_panel(panel("Latency", "s", 0, 12, *[
                 (f"histogram_quantile({q}, sum by (le) (rate(colors_http_request_duration_seconds_bucket"

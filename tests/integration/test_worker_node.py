@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import re
 import urllib.error
 import urllib.request
@@ -14,32 +13,10 @@ import urllib.request
 import pytest
 from helpers import APP_VERSION, PLATFORM, ansible_playbook, run, wait_for
 
-pytestmark = pytest.mark.platform
+pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
 NS = "colors"
 NODE = PLATFORM["worker_node"]["name"]
 IMAGE = f"localhost/colors:{APP_VERSION}"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def worker_node():
-    """The node as `make up` reports it; a host that cannot run it fails here, naming why (COLORS_WORKER_NODE=off
-    is the only way to skip these tests: the kwok-only platform)."""
-    if os.environ.get("COLORS_WORKER_NODE", "on").lower() in ("off", "0", "false", "no"):
-        pytest.skip("COLORS_WORKER_NODE=off: the platform runs kwok-only")
-    status = json.loads(run(["python", "localplatform/platformctl.py", "status"]).stdout)
-    node = status["worker_node"]
-    assert node["enabled"], f"the worker node cannot run on this host: {node['blockers']}"
-    for name in ("containerd-node", "kubelet", "kube-proxy"):
-        assert status["components"][name]["healthy"], f"{name} is not running: see {status['components'][name]['log']}"
-    return node
-
-
-@pytest.fixture(scope="module")
-def released(k8s):
-    """Colors deployed as `make deploy` does it (the inventory's version, whose image `make image` loaded)."""
-    result = ansible_playbook("deploy.yml", "-i", "inventories/local")
-    assert result.returncode == 0, result.stdout[-3000:]
-    return result
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -259,3 +259,15 @@ def test_each_dashboard_reads_back_through_grafanas_schema_models(path):
     cells = [(x, y) for p in panels for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"])
              for y in range(p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])]
     assert len(cells) == len(set(cells)), "panels overlap"
+
+
+def test_the_sources_file_names_every_panel_and_every_alert(rendered):
+    """roles/monitoring/dashboard-sources.yml says what feeds each panel and alert here (or why nothing can)."""
+    sources = yaml.safe_load((REPO / "roles" / "monitoring" / "dashboard-sources.yml").read_text())
+    panels = {f"{path.stem}/{panel['title']}"
+              for path in (REPO / "roles" / "monitoring" / "files" / "dashboards").glob("*.json")
+              for panel in json.loads(path.read_text())["panels"]}
+    assert set(sources["panels"]) == panels
+    assert all(("source" in e) != ("missing" in e) for e in sources["panels"].values())
+    assert set(sources["alerts"]) == set(_alerts(rendered / "local" / "rules.yml"))
+    assert all(e["source"] and e["fired_by"] for e in sources["alerts"].values())

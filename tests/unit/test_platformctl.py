@@ -99,6 +99,9 @@ def test_pki_issues_the_identities_the_cluster_needs(ctl):
     kubeconfig = yaml.safe_load(ctl.KUBECONFIG.read_text())
     assert kubeconfig["current-context"] == "colors-local"
     assert kubeconfig["clusters"][0]["cluster"]["server"].endswith(f":{ctl.PORTS['kube_apiserver']}")
+    # The local Prometheus: its own user, in the group the API server's /metrics is open to (system:monitoring).
+    assert cert("prometheus").subject.rfc4514_string() == "CN=colors-local-prometheus,O=system:monitoring"
+    assert yaml.safe_load((ctl.PKI / "prometheus.kubeconfig").read_text())["users"][0]["name"] == "prometheus"
 
 
 def test_terraformrc_points_at_the_provider_mirror(ctl, tmp_path, monkeypatch):
@@ -238,3 +241,21 @@ def test_the_node_cleanup_runs_only_after_a_node_that_ran_and_never_needs_its_to
     monkeypatch.setattr(ctl, "NODE_RUN", tmp_path / "run")
     monkeypatch.setenv("PATH", "/nonexistent")  # no nft, ip or umount
     ctl._clean_node_host_state()  # a host without the node's tools: best effort, no error
+
+
+def test_the_prometheus_configuration_keeps_the_scrape_jobs_of_what_is_deployed(ctl):
+    """`make up` rewrites the platform's own scrape jobs and keeps the podMonitor/ ones the monitoring role added, in
+    the very text Ansible's to_nice_json writes (neither writer sees a change the other made as a change)."""
+    from ansible.plugins.filter.core import to_nice_json
+
+    ctl.ensure_prometheus_config()
+    path = ctl.PROMETHEUS_DIR / "prometheus.yml"
+    config = yaml.safe_load(path.read_text())
+    assert [j["job_name"] for j in config["scrape_configs"]] == [
+        "prometheus", "apiserver", "node-exporter", "registered", "pushgateway", "probes"]
+    assert path.read_text() == to_nice_json(config, indent=4) + "\n"
+    deployed = {"job_name": "podMonitor/monitoring/colors/0", "kubernetes_sd_configs": [{"role": "pod"}]}
+    config["scrape_configs"].append(deployed)
+    path.write_text(to_nice_json(config, indent=4) + "\n")
+    ctl.ensure_prometheus_config()
+    assert yaml.safe_load(path.read_text())["scrape_configs"][-1] == deployed

@@ -201,3 +201,92 @@ def test_a_colour_gets_its_own_name_selector_and_pod_label_and_the_service_follo
     service = {"metadata": {"name": "colors"}, "spec": {"selector": {"app.kubernetes.io/name": "colors"}}}
     assert engine.routed(service, "blue")["spec"]["selector"]["colors.io/color"] == "blue"
     assert "colors.io/color" not in service["spec"]["selector"]
+
+
+class FakePrometheus:
+    """Answers /api/v1/query from a script: query -> list of answers (the last one repeats); records what was asked."""
+
+    def __init__(self, answers: dict[str, list]):
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def __call__(self, url, query, timeout=10.0):
+        self.asked.append(query)
+        values = self.answers.get(query, [[]])
+        value = values.pop(0) if len(values) > 1 else values[0]
+        return {"status": "success", "data": {"resultType": "vector",
+                                              "result": [{"metric": {}, "value": [0, v]} for v in value]}}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+GATE = {"name": "error-ratio", "query": "sum(rate(x{$pods,status=~'5..'}[2m])) / sum(rate(x{$pods}[2m]))", "max": 0.02}
+SELECTED = 'namespace="colors",pod_template_hash="abc123"'
+QUERY = GATE["query"].replace("$pods", SELECTED)
+
+
+def test_metric_gates_select_the_judged_pods_by_their_template_hash(monkeypatch):
+    prom = FakePrometheus({QUERY: [["0.001"]]})
+    monkeypatch.setattr(engine, "prometheus_query", prom)
+    verdict = engine.metric_gates("http://p", [GATE], engine.pod_selector("colors", "abc123"), 60)
+    assert verdict.state == "healthy" and verdict.detail["metrics"] == {"error-ratio": 0.001}
+    assert prom.asked == [QUERY]
+
+
+def test_no_data_is_awaited_then_judged(monkeypatch):
+    prom = FakePrometheus({QUERY: [[], ["NaN"], ["0.5"]]})
+    monkeypatch.setattr(engine, "prometheus_query", prom)
+    clock = Clock()
+    verdict = engine.metric_gates("http://p", [GATE], SELECTED, 60, clock, clock.sleep)
+    assert verdict.state == "failed" and verdict.evidence == [f"{QUERY} = 0.5 > 0.02"]
+    assert len(prom.asked) == 3 and 0 < clock.now < 60
+
+
+def test_a_gate_whose_selector_matches_nothing_fails_at_its_bound_naming_query_and_selector(monkeypatch):
+    prom = FakePrometheus({f"count(up{{{SELECTED}}} == 1)": [[]]})
+    monkeypatch.setattr(engine, "prometheus_query", prom)
+    clock = Clock()
+    verdict = engine.metric_gates("http://p", [GATE], SELECTED, 30, clock, clock.sleep)
+    assert verdict.state == "failed" and verdict.gate == "prometheus:error-ratio"
+    assert verdict.evidence == [f"{QUERY} returned no data for 30s (no series selected; a gate without data never "
+                                f"passes); Prometheus scrapes 0 target(s) matching {{{SELECTED}}}"]
+    assert 30 <= clock.now < 36  # waited up to the bound, not past it by more than one pause
+
+
+def test_a_rolling_release_is_judged_by_the_metrics_of_its_new_pods_and_rolled_back_without_data(monkeypatch):
+    cluster = FakeCluster()
+    release(cluster, "colors:1.0.0")
+    prom = FakePrometheus({})
+    monkeypatch.setattr(engine, "prometheus_query", prom)
+    params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
+              "auto_rollback": True, "poll_interval": 0,
+              "prometheus": {"url": "http://p", "queries": [GATE], "no_data_timeout": 5}}
+    clock = Clock()
+    with pytest.raises(engine.ReleaseFailed) as err:
+        engine.RollingRelease(cluster, params, clock=clock, sleep=clock.sleep).run()
+    new_hash = cluster.rs_list[-1]["metadata"]["labels"]["pod-template-hash"]
+    assert prom.asked[0] == GATE["query"].replace("$pods", f'namespace="colors",pod_template_hash="{new_hash}"')
+    assert "failed gate prometheus:error-ratio" in str(err.value) and "returned no data for 5s" in str(err.value)
+    assert "Restored colors:1.0.0" in str(err.value)
+    assert cluster.entries[-1]["verdict"] == "rolled_back"
+
+
+def test_a_healthy_gate_records_its_values_with_the_verdict(monkeypatch):
+    cluster = FakeCluster()
+    release(cluster, "colors:1.0.0")
+    monkeypatch.setattr(engine, "prometheus_query", lambda url, query, timeout=10.0: {
+        "status": "success", "data": {"result": [{"metric": {}, "value": [0, "0"]}]}})
+    params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
+              "auto_rollback": True, "poll_interval": 0,
+              "prometheus": {"url": "http://p", "queries": [GATE], "no_data_timeout": 5}}
+    result = engine.RollingRelease(cluster, params, sleep=lambda s: None).run()
+    assert result["verdict"]["state"] == "healthy" and result["verdict"]["metrics"] == {"error-ratio": 0.0}

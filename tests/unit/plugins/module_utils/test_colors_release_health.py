@@ -83,9 +83,15 @@ def test_a_metric_above_its_threshold_fails_its_gate_quoting_query_and_value():
     assert verdict.evidence == ["errors / total = 0.31 > 0.02"]
 
 
-@pytest.mark.parametrize("result", [_prom("0.01"), _prom(), _prom("NaN")])
-def test_a_metric_within_its_threshold_or_without_traffic_passes(result):
-    assert health.prometheus_verdict("error-ratio", "q", result, 0.02).state == "healthy"
+def test_a_metric_within_its_threshold_passes():
+    assert health.prometheus_verdict("error-ratio", "q", _prom("0.01"), 0.02).state == "healthy"
+
+
+@pytest.mark.parametrize("result", [_prom(), _prom("NaN"), _prom("NaN", "NaN")], ids=["no-series", "nan", "all-nan"])
+def test_a_query_without_data_is_no_verdict_never_healthy(result):
+    verdict = health.prometheus_verdict("error-ratio", "errors / total", result, 0.02)
+    assert verdict.state == "no-data" and verdict.gate == "prometheus:error-ratio"
+    assert verdict.evidence == ["errors / total returned no data"]
 
 
 def test_a_failed_query_fails_the_gate():
