@@ -290,3 +290,40 @@ def test_a_healthy_gate_records_its_values_with_the_verdict(monkeypatch):
               "prometheus": {"url": "http://p", "queries": [GATE], "no_data_timeout": 5}}
     result = engine.RollingRelease(cluster, params, sleep=lambda s: None).run()
     assert result["verdict"]["state"] == "healthy" and result["verdict"]["metrics"] == {"error-ratio": 0.0}
+
+
+def test_a_rolling_release_behind_its_service_is_judged_once_the_service_routes_only_to_the_new_pods(monkeypatch):
+    cluster = FakeCluster()
+    release(cluster, "colors:1.0.0")
+    old_pods = [p["metadata"]["name"] for p in cluster.pod_list]
+    looks = []
+
+    def endpoint_pods(namespace, service):  # the old pods drain for three looks, then only the new ones remain
+        looks.append(service)
+        return old_pods if len(looks) <= 3 else [p["metadata"]["name"] for p in cluster.pod_list]
+
+    cluster.endpoint_pods = endpoint_pods
+    smoked = []
+    monkeypatch.setattr(engine, "http_smoke",
+                        lambda url, status: smoked.append(len(looks)) or engine.Verdict("healthy"))
+    params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
+              "auto_rollback": True, "poll_interval": 0, "http_smoke": {"url": "http://colors/"},
+              "service": {"metadata": {"name": "colors"}, "spec": {"selector": {}}}}
+    result = engine.RollingRelease(cluster, params, sleep=lambda s: None).run()
+    assert result["verdict"]["state"] == "healthy" and looks == ["colors"] * 4
+    assert smoked == [4]  # the smoke check ran after the Service stopped routing to the old pods
+
+
+def test_a_service_that_keeps_routing_to_the_old_pods_fails_the_release_naming_them():
+    cluster = FakeCluster()
+    release(cluster, "colors:1.0.0")
+    old_pods = [p["metadata"]["name"] for p in cluster.pod_list]
+    cluster.endpoint_pods = lambda namespace, service: old_pods
+    clock = Clock()
+    params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
+              "auto_rollback": True, "poll_interval": 0,
+              "service": {"metadata": {"name": "colors"}, "spec": {"selector": {}}}}
+    with pytest.raises(engine.ReleaseFailed) as err:
+        engine.RollingRelease(cluster, params, clock=clock, sleep=clock.sleep).run()
+    assert "failed gate service-routing: service colors still routes to pods of the previous revision after 60s: " \
+           f"{', '.join(old_pods)}" in str(err.value)
