@@ -71,6 +71,57 @@ def image_as(k8s, version: str) -> str:
     return version
 
 
+ERROR_ALERTS = ("ColorsHighErrorRatio", "ColorsAvailabilityBudgetBurnFast")
+
+
+def quiet(alerts: tuple[str, ...]) -> None:
+    """Wait until none of these alerts is active in Prometheus or Alertmanager (earlier errors age out of the 5-minute
+    window), so that the next firing is a new notification and no extra traffic dilutes the next errors."""
+    wait_for(f"{alerts} to be inactive in Prometheus", lambda: not [
+        a for a in query("ALERTS") if a["metric"]["alertname"] in alerts], timeout=400, every=5)
+    alertmanager = f"http://127.0.0.1:{PLATFORM['ports']['alertmanager']}/api/v2/alerts?active=true"
+
+    def held() -> list:
+        with urllib.request.urlopen(alertmanager, timeout=10) as response:
+            return [a for a in json.load(response) if a["labels"]["alertname"] in alerts]
+
+    wait_for(f"Alertmanager to hold none of {alerts}", lambda: not held(), timeout=60)
+
+
+def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, worker_node, monitoring):
+    version = f"{APP_VERSION}-drill-errors"
+    quiet(ERROR_ALERTS)
+    since = time.time()
+    # The release goes out unjudged (gates off), as a release whose gates miss a problem would.
+    served = ansible_playbook(*DEPLOY, "-e", f"app_release_version={version}", "-e", "app_release_smoke_url=",
+                              "-e", "app_release_prometheus_url=")
+    assert served.returncode == 0, served.stdout[-3000:]
+    try:
+        # Spread over several scrapes: a counter series is born at its first error, and rate() counts only what
+        # it grows by after its first sample.
+        statuses = []
+        for _ in range(100):
+            statuses.append(get(dashboard(worker_node)))
+            time.sleep(0.1)
+        assert statuses == [500] * 100
+        assert wait_for("the 500s in the pods' own series", lambda: query(
+            f'sum(colors_http_requests_total{{namespace="{NS}",route="/",status="500",'
+            f'app_kubernetes_io_version="{version}"}}) >= 100'), timeout=30)
+        for receiver, alert in zip(("ticket", "page"), ERROR_ALERTS, strict=True):
+            wait_for(f"{alert} at the {receiver} receiver",
+                     lambda r=receiver, a=alert: received_alerts(since, r, "firing", alertname=a), timeout=120)
+    finally:
+        rolled = ansible_playbook("rollback.yml", "-i", "inventories/local")
+        assert rolled.returncode == 0, rolled.stdout[-3000:]
+    # Healthy traffic until the 5-minute error ratio is under both thresholds again (100 errors: > 7,000 requests).
+    hey = subprocess.run(["hey", "-n", "12000", "-c", "8", dashboard(worker_node)], capture_output=True, text=True,
+                         timeout=300, check=True)
+    assert "[200]\t12000 responses" in hey.stdout, hey.stdout[-1500:]
+    for receiver, alert in zip(("ticket", "page"), ERROR_ALERTS, strict=True):
+        wait_for(f"{alert} resolved at the {receiver} receiver",
+                 lambda r=receiver, a=alert: received_alerts(since, r, "resolved", alertname=a), timeout=120)
+
+
 def test_prometheus_discovers_every_colors_pod_with_the_labels_of_the_pod_monitor(k8s, released):
     filters = _load("plugins/filter/pod_monitor.py", "pod_monitor_filters")
     names = {p.metadata.name for p in pods(k8s)}
@@ -130,60 +181,6 @@ def test_a_release_that_serves_errors_under_traffic_fails_the_error_ratio_of_its
              if rs.spec.template.spec.containers[0].image.endswith(version)]
     assert match.group(1) in {rs.metadata.labels["pod-template-hash"] for rs in drill}  # the drill's pods, not the old
     assert f"Restored localhost/colors:{APP_VERSION}" in out and get(dashboard(worker_node)) == 200
-
-
-ERROR_ALERTS = ("ColorsHighErrorRatio", "ColorsAvailabilityBudgetBurnFast")
-
-
-def quiet(worker_node, alerts: tuple[str, ...]) -> None:
-    """Good traffic until none of these alerts is active in Prometheus or Alertmanager: the errors of earlier tests are
-    outnumbered (or age out of the 5-minute window), so the next firing is a new notification."""
-    deadline = time.monotonic() + 400
-    while [a for a in query("ALERTS") if a["metric"]["alertname"] in alerts]:
-        assert time.monotonic() < deadline, f"{alerts} stayed active for 400 s of good traffic"
-        subprocess.run(["hey", "-n", "4000", "-c", "8", dashboard(worker_node)], capture_output=True, timeout=300,
-                       check=True)
-    alertmanager = f"http://127.0.0.1:{PLATFORM['ports']['alertmanager']}/api/v2/alerts?active=true"
-
-    def held() -> list:
-        with urllib.request.urlopen(alertmanager, timeout=10) as response:
-            return [a for a in json.load(response) if a["labels"]["alertname"] in alerts]
-
-    wait_for(f"Alertmanager to hold none of {alerts}", lambda: not held(), timeout=60)
-
-
-def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, worker_node, monitoring):
-    version = f"{APP_VERSION}-drill-errors"
-    quiet(worker_node, ERROR_ALERTS)
-    since = time.time()
-    # The release goes out unjudged (gates off), as a release whose gates miss a problem would.
-    served = ansible_playbook(*DEPLOY, "-e", f"app_release_version={version}", "-e", "app_release_smoke_url=",
-                              "-e", "app_release_prometheus_url=")
-    assert served.returncode == 0, served.stdout[-3000:]
-    try:
-        # Spread over several scrapes: a counter series is born at its first error, and rate() counts only what
-        # it grows by after its first sample.
-        statuses = []
-        for _ in range(100):
-            statuses.append(get(dashboard(worker_node)))
-            time.sleep(0.1)
-        assert statuses == [500] * 100
-        assert wait_for("the 500s in the pods' own series", lambda: query(
-            f'sum(colors_http_requests_total{{namespace="{NS}",route="/",status="500",'
-            f'app_kubernetes_io_version="{version}"}}) >= 100'), timeout=30)
-        for receiver, alert in zip(("ticket", "page"), ERROR_ALERTS, strict=True):
-            wait_for(f"{alert} at the {receiver} receiver",
-                     lambda r=receiver, a=alert: received_alerts(since, r, "firing", alertname=a), timeout=120)
-    finally:
-        rolled = ansible_playbook("rollback.yml", "-i", "inventories/local")
-        assert rolled.returncode == 0, rolled.stdout[-3000:]
-    # Healthy traffic until the 5-minute error ratio is under both thresholds again (100 errors: > 7,000 requests).
-    hey = subprocess.run(["hey", "-n", "12000", "-c", "8", dashboard(worker_node)], capture_output=True, text=True,
-                         timeout=300, check=True)
-    assert "[200]\t12000 responses" in hey.stdout, hey.stdout[-1500:]
-    for receiver, alert in zip(("ticket", "page"), ERROR_ALERTS, strict=True):
-        wait_for(f"{alert} resolved at the {receiver} receiver",
-                 lambda r=receiver, a=alert: received_alerts(since, r, "resolved", alertname=a), timeout=120)
 
 
 def test_a_node_alert_fires_from_the_real_node_exporter_and_resolves(monitoring):
