@@ -109,7 +109,7 @@ def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, 
             f'app_kubernetes_io_version="{version}"}}) >= 100'), timeout=30)
         for receiver, alert in zip(("ticket", "page"), ERROR_ALERTS, strict=True):
             wait_for(f"{alert} at the {receiver} receiver",
-                     lambda r=receiver, a=alert: received_alerts(since, r, "firing", alertname=a), timeout=120)
+                     lambda r=receiver, a=alert: received_alerts(since, r, "firing", alertname=a), timeout=300)
     finally:
         rolled = ansible_playbook("rollback.yml", "-i", "inventories/local")
         assert rolled.returncode == 0, rolled.stdout[-3000:]
@@ -119,7 +119,7 @@ def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, 
     assert "[200]\t12000 responses" in hey.stdout, hey.stdout[-1500:]
     for receiver, alert in zip(("ticket", "page"), ERROR_ALERTS, strict=True):
         wait_for(f"{alert} resolved at the {receiver} receiver",
-                 lambda r=receiver, a=alert: received_alerts(since, r, "resolved", alertname=a), timeout=120)
+                 lambda r=receiver, a=alert: received_alerts(since, r, "resolved", alertname=a), timeout=300)
 
 
 def test_prometheus_discovers_every_colors_pod_with_the_labels_of_the_pod_monitor(k8s, released):
