@@ -481,7 +481,7 @@ def components(with_node: bool | None = None) -> list[Component]:
             f"--server-address=127.0.0.1:{p['kwok']}", "--cidr=10.244.0.0/16",
         ], ("http", f"http://127.0.0.1:{p['kwok']}/healthz")),
         Component("prometheus", ["prometheus"], [
-            str(binary("prometheus")), f"--config.file={PROMETHEUS_DIR / 'prometheus.yml'}",
+            str(binary("prometheus")), f"--config.file={PROMETHEUS_CONFIG}",
             f"--storage.tsdb.path={PROMETHEUS_DIR / 'data'}", "--storage.tsdb.retention.time=2d",
             f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--web.enable-lifecycle",
         ], ("http", f"http://127.0.0.1:{p['prometheus']}/-/ready")),
@@ -532,6 +532,7 @@ def components(with_node: bool | None = None) -> list[Component]:
 
 
 PROMETHEUS_DIR = STATE / "prometheus"
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 ALERTMANAGER_DIR = STATE / "alertmanager"
 
 
@@ -546,14 +547,11 @@ def ensure_prometheus_config() -> None:
     interval = CONFIG["prometheus"]["scrape_interval"]
     own_tls = {"ca_file": str(PKI / "ca.crt"), "cert_file": str(PKI / "prometheus.crt"),
                "key_file": str(PKI / "prometheus.key")}
-    config_file = PROMETHEUS_DIR / "prometheus.yml"
     deployed = []
-    if config_file.exists():
-        try:
-            deployed = [job for job in (yaml.safe_load(config_file.read_text()) or {}).get("scrape_configs", [])
+    if PROMETHEUS_CONFIG.exists():
+        with contextlib.suppress(yaml.YAMLError):  # an unreadable file is rewritten with the platform's jobs only
+            deployed = [job for job in (yaml.safe_load(PROMETHEUS_CONFIG.read_text()) or {}).get("scrape_configs", [])
                         if str(job.get("job_name", "")).startswith("podMonitor/")]
-        except yaml.YAMLError:
-            deployed = []
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval,
                    "external_labels": {"environment": "local"}},
@@ -582,7 +580,7 @@ def ensure_prometheus_config() -> None:
             *deployed,
         ],
     }
-    _write_if_changed(config_file, prometheus_config_text(config))
+    _write_if_changed(PROMETHEUS_CONFIG, prometheus_config_text(config))
     ALERTMANAGER_DIR.mkdir(parents=True, exist_ok=True)
     bootstrap = ALERTMANAGER_DIR / "alertmanager.yml"
     if not bootstrap.exists():
@@ -954,7 +952,7 @@ def endpoints() -> dict[str, str]:
         "prometheus_targets_dir": str(PROMETHEUS_DIR / "targets"),
         "prometheus_probes_dir": str(PROMETHEUS_DIR / "probes"),
         "prometheus_rules_dir": str(PROMETHEUS_DIR / "rules"),
-        "prometheus_config": str(PROMETHEUS_DIR / "prometheus.yml"),
+        "prometheus_config": str(PROMETHEUS_CONFIG),
         "prometheus_kubeconfig": str(PKI / "prometheus.kubeconfig"),
         "alertmanager_url": f"http://127.0.0.1:{PORTS['alertmanager']}",
         "alertmanager_config": str(ALERTMANAGER_DIR / "alertmanager.yml"),

@@ -159,3 +159,9 @@ def role_pod_monitor(**overrides) -> dict:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - YAML, not HTML
     env.filters["to_json"] = json.dumps
     return yaml.safe_load(env.from_string((role / "templates" / "podmonitor.yml.j2").read_text()).render(**values))
+
+
+def template_hashes(apps, namespace: str, image: str) -> set[str]:
+    """The pod-template-hash of each ReplicaSet in the namespace whose pods run this image."""
+    return {rs.metadata.labels["pod-template-hash"] for rs in apps.list_namespaced_replica_set(namespace).items
+            if rs.spec.template.spec.containers[0].image == image}

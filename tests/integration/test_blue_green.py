@@ -3,8 +3,11 @@ release never receives traffic, and switching back is instant."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
-from helpers import ON_SIMULATED_NODES, ansible_playbook
+from helpers import ON_SIMULATED_NODES, PLATFORM, ansible_playbook, template_hashes
 
 pytestmark = pytest.mark.platform
 NS = "bluegreen"
@@ -76,11 +79,6 @@ def test_the_same_release_again_changes_nothing(k8s, two_colours):
 def test_the_metric_gates_judge_the_new_colour_by_its_own_pods(k8s, two_colours):
     """The gate's $pods is the idle colour's ReplicaSet, not the colour serving: on the kwok nodes no pod exports
     metrics, so the gate has no data and fails, naming that selector, and the Service stays."""
-    import json
-    import re
-
-    from helpers import PLATFORM
-
     before = _routed(k8s)
     gates = json.dumps({"app_release_prometheus_url": f"http://127.0.0.1:{PLATFORM['ports']['prometheus']}",
                         "app_release_prometheus_no_data_timeout": 2})
@@ -93,7 +91,5 @@ def test_the_metric_gates_judge_the_new_colour_by_its_own_pods(k8s, two_colours)
     _, apps, _ = k8s
     idle = "green" if before[0] == "blue" else "blue"
     assert match.group(1) == idle
-    new = [rs for rs in apps.list_namespaced_replica_set(NS).items
-           if rs.spec.template.spec.containers[0].image == "localhost/colors:4.4.0"]
-    assert [rs.metadata.labels["pod-template-hash"] for rs in new] == [match.group(2)]
+    assert template_hashes(apps, NS, "localhost/colors:4.4.0") == {match.group(2)}
     assert f"traffic stayed on {before[0]}" in out and _routed(k8s) == before

@@ -5,7 +5,6 @@ resolve, a node alert fires from the real node exporter, and every dashboard pan
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -18,20 +17,24 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import APP_VERSION, PLATFORM, REPO, ansible_playbook, received_alerts, role_pod_monitor, run, wait_for
+from helpers import (
+    APP_VERSION,
+    PLATFORM,
+    REPO,
+    ansible_playbook,
+    load_plugin,
+    received_alerts,
+    role_pod_monitor,
+    run,
+    template_hashes,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
 NS = "colors"
 PROMETHEUS = f"http://127.0.0.1:{PLATFORM['ports']['prometheus']}"
 DEPLOY = ("deploy.yml", "-i", "inventories/local")
 SOURCES = yaml.safe_load((REPO / "roles" / "monitoring" / "dashboard-sources.yml").read_text())
-
-
-def _load(relative: str, name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def query(expr: str) -> list[dict]:
@@ -123,7 +126,7 @@ def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, 
 
 
 def test_prometheus_discovers_every_colors_pod_with_the_labels_of_the_pod_monitor(k8s, released):
-    filters = _load("plugins/filter/pod_monitor.py", "pod_monitor_filters")
+    filters = load_plugin("plugins/filter/pod_monitor.py", "pod_monitor_filters")
     names = {p.metadata.name for p in pods(k8s)}
     found = wait_for("Prometheus to scrape each Colors pod", lambda: (
         t := targets()) and {x["labels"]["pod"] for x in t if x["health"] == "up"} == names and t, timeout=60)
@@ -137,9 +140,11 @@ def test_prometheus_discovers_every_colors_pod_with_the_labels_of_the_pod_monito
         assert target["labels"]["pod_template_hash"] == pod.metadata.labels["pod-template-hash"]
         assert target["labels"]["instance"] == f"{pod.status.pod_ip}:8080"
         assert target["scrapePool"] == "podMonitor/monitoring/colors/0"
-    # One query serves both: the app's own series carry the same labels.
-    series = query(f'colors_build_info{{namespace="{NS}",job="colors"}}')
-    assert {s["metric"]["pod"] for s in series} == names
+    # One query serves both: the app's own series carry the same labels (those of pods a release before this test
+    # replaced go stale within a scrape or two).
+    series = wait_for("colors_build_info of exactly these pods", lambda: (
+        found := query(f'colors_build_info{{namespace="{NS}",job="colors"}}'))
+        and {s["metric"]["pod"] for s in found} == names and found, timeout=60)
     assert {s["metric"]["version"] for s in series} == {APP_VERSION}
 
 
@@ -164,7 +169,7 @@ def test_a_release_whose_gate_selects_no_series_fails_naming_the_query_and_the_s
 
 
 def test_a_release_that_serves_errors_under_traffic_fails_the_error_ratio_of_its_own_pods(k8s, released, worker_node):
-    load_class = _load("bench/zero_downtime_bench.py", "zero_downtime_bench").Load
+    load_class = load_plugin("bench/zero_downtime_bench.py", "zero_downtime_bench").Load
     version = f"{APP_VERSION}-drill-errors"
     load = load_class(worker_node["address"], 30080, rate=20, workers=4, keepalive=False, timeout=5).start()
     try:  # no smoke check: only the metrics of the new pods, which the traffic reaches, can tell
@@ -177,9 +182,7 @@ def test_a_release_that_serves_errors_under_traffic_fails_the_error_ratio_of_its
                       r'> 0\.02', out)
     assert match, out[-3000:]
     _, apps, _ = k8s
-    drill = [rs for rs in apps.list_namespaced_replica_set(NS).items
-             if rs.spec.template.spec.containers[0].image.endswith(version)]
-    assert match.group(1) in {rs.metadata.labels["pod-template-hash"] for rs in drill}  # the drill's pods, not the old
+    assert match.group(1) in template_hashes(apps, NS, f"localhost/colors:{version}")  # the drill's pods, not the old
     assert f"Restored localhost/colors:{APP_VERSION}" in out and get(dashboard(worker_node)) == 200
 
 

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import APP_VERSION, PLATFORM, ansible_playbook, run, wait_for
+from helpers import APP_VERSION, PLATFORM, ansible_playbook, load_plugin, run, wait_for
 
 pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
 NS = "colors"
@@ -120,18 +120,6 @@ def test_a_failing_release_on_real_pods_is_rolled_back_and_the_dashboard_keeps_a
     assert status == 200 and json.loads(body)["version"] == APP_VERSION
 
 
-def _load_generator():
-    """The benchmark's load generator (bench/zero_downtime_bench.py), so the test and the figures measure alike."""
-    import importlib.util
-
-    from helpers import REPO
-
-    spec = importlib.util.spec_from_file_location("zero_downtime_bench", REPO / "bench" / "zero_downtime_bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Load
-
-
 @pytest.mark.parametrize("keepalive", [False, True], ids=["new-connections", "kept-alive"])
 def test_a_rolling_release_and_a_rollback_under_load_lose_no_request(k8s, released, worker_node, keepalive):
     core, apps, _ = k8s
@@ -139,7 +127,7 @@ def test_a_rolling_release_and_a_rollback_under_load_lose_no_request(k8s, releas
     built = run(["python", "app/build_image.py", "--version", second, "--load-worker-node"])
     assert built.returncode == 0, built.stderr[-2000:]
     port = core.read_namespaced_service("colors", NS).spec.ports[0].node_port
-    load_class = _load_generator()
+    load_class = load_plugin("bench/zero_downtime_bench.py", "zero_downtime_bench").Load
     for playbook, extra, image in (("deploy.yml", ["-e", f"app_release_version={second}"], second),
                                    ("rollback.yml", [], APP_VERSION)):
         load = load_class(worker_node["address"], port, rate=50, workers=6, keepalive=keepalive, timeout=5).start()

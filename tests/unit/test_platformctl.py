@@ -249,7 +249,7 @@ def test_the_prometheus_configuration_keeps_the_scrape_jobs_of_what_is_deployed(
     from ansible.plugins.filter.core import to_nice_json
 
     ctl.ensure_prometheus_config()
-    path = ctl.PROMETHEUS_DIR / "prometheus.yml"
+    path = ctl.PROMETHEUS_CONFIG
     config = yaml.safe_load(path.read_text())
     assert [j["job_name"] for j in config["scrape_configs"]] == [
         "prometheus", "apiserver", "node-exporter", "registered", "pushgateway", "probes"]
