@@ -133,6 +133,40 @@ def wait_for(what: str, check, timeout: float = 90, every: float = 1):
         time.sleep(every)
 
 
+# The error alerts of Colors, and the alerts that inhibit them in Alertmanager (a Colors target or endpoint that is
+# down: a kwok pod in the namespace is one, its IP answers nothing).
+ERROR_ALERTS = ("ColorsHighErrorRatio", "ColorsAvailabilityBudgetBurnFast")
+INHIBITING_ALERTS = ("ColorsEndpointDown", "ColorsTargetDown")
+
+
+def prometheus_query(expr: str) -> list[dict]:
+    """The result of an instant query of the local platform's Prometheus."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    url = f"http://127.0.0.1:{PLATFORM['ports']['prometheus']}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)["data"]["result"]
+
+
+def quiet(alerts: tuple[str, ...]) -> None:
+    """Wait until none of these alerts is active in Prometheus or Alertmanager (earlier errors age out of the 5-minute
+    window, a target that was down resolves), so that the next firing is a new notification that nothing inhibits."""
+    import json
+    import urllib.request
+
+    wait_for(f"{alerts} to be inactive in Prometheus", lambda: not [
+        a for a in prometheus_query("ALERTS") if a["metric"]["alertname"] in alerts], timeout=400, every=5)
+    alertmanager = f"http://127.0.0.1:{PLATFORM['ports']['alertmanager']}/api/v2/alerts?active=true"
+
+    def held() -> list:
+        with urllib.request.urlopen(alertmanager, timeout=10) as response:
+            return [a for a in json.load(response) if a["labels"]["alertname"] in alerts]
+
+    wait_for(f"Alertmanager to hold none of {alerts}", lambda: not held(), timeout=60)
+
+
 def received_alerts(since: float, receiver: str, status: str | None = None, **labels: str) -> list[dict]:
     """The alerts the local platform's alert receiver got at `receiver` since `since` (unix seconds), optionally only
     those of one status (firing, resolved) and carrying these labels."""

@@ -19,10 +19,14 @@ import pytest
 import yaml
 from helpers import (
     APP_VERSION,
+    ERROR_ALERTS,
+    INHIBITING_ALERTS,
     PLATFORM,
     REPO,
     ansible_playbook,
     load_plugin,
+    prometheus_query,
+    quiet,
     received_alerts,
     role_pod_monitor,
     run,
@@ -35,12 +39,6 @@ NS = "colors"
 PROMETHEUS = f"http://127.0.0.1:{PLATFORM['ports']['prometheus']}"
 DEPLOY = ("deploy.yml", "-i", "inventories/local")
 SOURCES = yaml.safe_load((REPO / "roles" / "monitoring" / "dashboard-sources.yml").read_text())
-
-
-def query(expr: str) -> list[dict]:
-    url = f"{PROMETHEUS}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
-        return json.load(response)["data"]["result"]
 
 
 def targets(job: str = "colors") -> list[dict]:
@@ -74,26 +72,9 @@ def image_as(k8s, version: str) -> str:
     return version
 
 
-ERROR_ALERTS = ("ColorsHighErrorRatio", "ColorsAvailabilityBudgetBurnFast")
-
-
-def quiet(alerts: tuple[str, ...]) -> None:
-    """Wait until none of these alerts is active in Prometheus or Alertmanager (earlier errors age out of the 5-minute
-    window), so that the next firing is a new notification and no extra traffic dilutes the next errors."""
-    wait_for(f"{alerts} to be inactive in Prometheus", lambda: not [
-        a for a in query("ALERTS") if a["metric"]["alertname"] in alerts], timeout=400, every=5)
-    alertmanager = f"http://127.0.0.1:{PLATFORM['ports']['alertmanager']}/api/v2/alerts?active=true"
-
-    def held() -> list:
-        with urllib.request.urlopen(alertmanager, timeout=10) as response:
-            return [a for a in json.load(response) if a["labels"]["alertname"] in alerts]
-
-    wait_for(f"Alertmanager to hold none of {alerts}", lambda: not held(), timeout=60)
-
-
 def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, worker_node, monitoring):
     version = f"{APP_VERSION}-drill-errors"
-    quiet(ERROR_ALERTS)
+    quiet(ERROR_ALERTS + INHIBITING_ALERTS)
     since = time.time()
     # The release goes out unjudged (gates off), as a release whose gates miss a problem would.
     served = ansible_playbook(*DEPLOY, "-e", f"app_release_version={version}", "-e", "app_release_smoke_url=",
@@ -107,7 +88,7 @@ def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, 
             statuses.append(get(dashboard(worker_node)))
             time.sleep(0.1)
         assert statuses == [500] * 100
-        assert wait_for("the 500s in the pods' own series", lambda: query(
+        assert wait_for("the 500s in the pods' own series", lambda: prometheus_query(
             f'sum(colors_http_requests_total{{namespace="{NS}",route="/",status="500",'
             f'app_kubernetes_io_version="{version}"}}) >= 100'), timeout=30)
         for receiver, alert in zip(("ticket", "page"), ERROR_ALERTS, strict=True):
@@ -143,7 +124,7 @@ def test_prometheus_discovers_every_colors_pod_with_the_labels_of_the_pod_monito
     # One query serves both: the app's own series carry the same labels (those of pods a release before this test
     # replaced go stale within a scrape or two).
     series = wait_for("colors_build_info of exactly these pods", lambda: (
-        found := query(f'colors_build_info{{namespace="{NS}",job="colors"}}'))
+        found := prometheus_query(f'colors_build_info{{namespace="{NS}",job="colors"}}'))
         and {s["metric"]["pod"] for s in found} == names and found, timeout=60)
     assert {s["metric"]["version"] for s in series} == {APP_VERSION}
 
@@ -210,7 +191,7 @@ def test_a_node_alert_fires_from_the_real_node_exporter_and_resolves(monitoring)
 
 
 def _metric_present(name: str) -> bool:
-    return bool(query(f'count({{__name__="{name}"}})'))
+    return bool(prometheus_query(f'count({{__name__="{name}"}})'))
 
 
 def test_every_dashboard_panel_has_data_here_or_its_missing_source_is_listed(k8s, released, worker_node, monitoring):
@@ -243,4 +224,4 @@ def test_every_dashboard_panel_has_data_here_or_its_missing_source_is_listed(k8s
         for metric in entry["metrics"]:
             wait_for(f"{metric} ({name}, from {entry['source']})", lambda m=metric: _metric_present(m), timeout=60)
         for expr in exprs:
-            wait_for(f"data for {name}: {expr}", lambda e=expr: query(e), timeout=60)
+            wait_for(f"data for {name}: {expr}", lambda e=expr: prometheus_query(e), timeout=60)
