@@ -180,8 +180,8 @@ molecule: check-role up ## Molecule scenario of every role, or of ROLE=<name> (c
 	@passed=0; failed=0; \
 	for role in $(if $(ROLE),roles/$(ROLE)/,roles/*/); do \
 	  echo "[molecule] $$role"; \
-	  if (cd $$role && molecule --base-config $(CURDIR)/molecule/config.yml reset >/dev/null \
-	      && molecule --base-config $(CURDIR)/molecule/config.yml test); \
+	  if (cd $$role && molecule --base-config $(CURDIR)/.config/molecule/config.yml reset >/dev/null \
+	      && molecule --base-config $(CURDIR)/.config/molecule/config.yml test); \
 	  then passed=$$((passed + 1)); else failed=$$((failed + 1)); echo "[molecule] FAILED: $$role"; fi; \
 	done; \
 	echo "molecule: $$passed passed, $$failed failed"; \

@@ -66,18 +66,19 @@ def moto_client(service: str, region: str | None = None):
                         aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - moto's dummy pair
 
 
-def load_plugin(relative: str, name: str):
-    """Import a plugin file of the project as Ansible would (project module_utils under ansible.module_utils)."""
+def load_plugin(relative: str, name: str | None = None):
+    """Import a file of the project: a plugin under plugins/ as the collection colors.deploy's module, as Ansible
+    imports it (ansible_collections.colors.deploy.plugins.<kind>.<name>; `collections` is on pytest's pythonpath),
+    any other file (a bench script) by its path under `name`."""
+    import importlib
     import importlib.util
 
-    import ansible.module_utils
-
-    utils = str(REPO / "plugins" / "module_utils")
-    if utils not in ansible.module_utils.__path__:
-        ansible.module_utils.__path__.append(utils)
-    spec = importlib.util.spec_from_file_location(name, REPO / relative)
+    path = Path(relative)
+    if path.parts[0] == "plugins":
+        return importlib.import_module(".".join(("ansible_collections.colors.deploy", *path.with_suffix("").parts)))
+    spec = importlib.util.spec_from_file_location(name or path.stem, REPO / relative)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

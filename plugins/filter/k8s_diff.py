@@ -6,34 +6,6 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-DOCUMENTATION = r"""
-name: k8s_changes
-short_description: List the fields a kubernetes.core.k8s call changed (or would change in check mode)
-description:
-  - Takes the C(results) of a M(kubernetes.core.k8s) call with a multi-document definition (or a list of
-    single results) and returns one line per changed field, as C(Kind namespace/name path - before -> after).
-  - Server-managed metadata (managedFields, resourceVersion, generation, uid, timestamps) and C(status) are ignored.
-positional: _input
-options:
-  _input:
-    description: A k8s result, its C(result.results) list, or a list of either.
-    type: raw
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Show what check mode would change
-  ansible.builtin.debug:
-    msg: "{{ _applied.results | map(attribute='result') | k8s_changes }}"
-"""
-
-RETURN = r"""
-_value:
-  description: One line per changed field.
-  type: list
-  elements: str
-"""
-
 IGNORED_METADATA = {"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "annotations"}
 
 

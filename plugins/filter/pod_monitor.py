@@ -8,46 +8,6 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-DOCUMENTATION = r"""
-name: pod_monitor_scrape_config
-short_description: Turn a PodMonitor into the scrape configuration the Prometheus Operator would generate for it
-description:
-  - Takes a C(monitoring.coreos.com/v1) PodMonitor and returns one Prometheus C(scrape_configs) entry per
-    C(podMetricsEndpoints) item, with the relabelling the Prometheus Operator generates (job
-    C(podMonitor/<namespace>/<name>/<index>); pods in phase Failed or Succeeded dropped; the selector's labels kept;
-    the named container port kept; C(namespace), C(container), C(pod) from the pod; each C(podTargetLabels) label
-    copied under its sanitised name; C(job) from C(jobLabel), else C(<namespace>/<name>); C(endpoint) the port name).
-  - So a Prometheus without the operator (the local platform's) gives every series the same target labels as
-    kube-prometheus-stack does in a cluster, and one query serves both.
-  - Supports the fields the project uses - C(selector.matchLabels), C(namespaceSelector.matchNames),
-    C(podTargetLabels), C(jobLabel), and per endpoint C(port), C(path), C(interval), C(scrapeTimeout), C(scheme) -
-    and refuses any other, naming it.
-positional: _input
-options:
-  _input:
-    description: The PodMonitor manifest.
-    type: dict
-    required: true
-  kubeconfig:
-    description: Kubeconfig file Prometheus discovers the pods with (its C(kubernetes_sd_configs) entry).
-    type: str
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Scrape the pods as kube-prometheus-stack would
-  ansible.builtin.set_fact:
-    _scrape_configs: "{{ lookup('ansible.builtin.template', 'podmonitor.yml.j2') | from_yaml
-                         | pod_monitor_scrape_config('/etc/prometheus/kubeconfig') }}"
-"""
-
-RETURN = r"""
-_value:
-  description: Prometheus scrape configurations, one per endpoint of the PodMonitor.
-  type: list
-  elements: dict
-"""
-
 SUPPORTED_SPEC = {"selector", "namespaceSelector", "podTargetLabels", "jobLabel", "podMetricsEndpoints"}
 SUPPORTED_ENDPOINT = {"port", "path", "interval", "scrapeTimeout", "scheme"}
 

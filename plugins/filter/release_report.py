@@ -7,46 +7,6 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-DOCUMENTATION = r"""
-name: release_report
-short_description: Deploy frequency, change failure rate and mean time to restore from the release ledger
-description:
-  - Takes ledger entries (M(colors_release_ledger)) and returns the delivery metrics over the last I(days)
-    days, counted back from the newest entry (or I(now)).
-  - Deploy frequency - successful releases per day. Change failure rate - failed or rolled-back releases
-    divided by all releases (manual rollbacks are restorations, not releases).
-  - Time to restore of a failed release - until its automatic rollback finished, otherwise until the next
-    successful release or manual rollback finished; the mean is over the failures that were restored.
-positional: _input
-options:
-  _input:
-    description: Ledger entries.
-    type: list
-    elements: dict
-    required: true
-  days:
-    description: Length of the window in days.
-    type: int
-    default: 30
-  now:
-    description: End of the window (UTC, C(YYYY-MM-DDTHH:MM:SSZ)); default the newest entry's finish.
-    type: str
-"""
-
-EXAMPLES = r"""
-- name: Report the delivery metrics of the last 30 days
-  ansible.builtin.debug:
-    msg: "{{ ledger.entries | release_report(days=30) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: >-
-    window_days, releases, succeeded, failed, deploys_per_day, change_failure_rate (0-1),
-    mean_time_to_restore_seconds (null without restored failures), unrestored_failures.
-  type: dict
-"""
-
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 

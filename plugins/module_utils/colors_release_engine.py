@@ -16,8 +16,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from ansible.module_utils.colors_k8s import OperatorError
-from ansible.module_utils.colors_release_health import (
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import OperatorError
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_health import (
     Verdict,
     assess,
     prometheus_verdict,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ansible.module_utils.colors_k8s import OperatorError
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import OperatorError
 
 MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 

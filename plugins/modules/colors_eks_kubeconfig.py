@@ -35,13 +35,20 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
-author:
-  - Colors platform team
+  - ansible.builtin.action_common_attributes
+  - colors.deploy.common
+attributes:
+  check_mode:
+    support: full
+    details: Reports whether the kubeconfig would change and writes nothing.
+  diff_mode:
+    support: full
+    details: The kubeconfig before and after.
 """
 
 EXAMPLES = r"""
 - name: Write the kubeconfig of the production cluster
-  colors_eks_kubeconfig:
+  colors.deploy.colors_eks_kubeconfig:
     cluster_name: colors-prod
     region: eu-west-1
     path: ~/.kube/config

@@ -55,7 +55,9 @@ options:
     choices: [rolling, blue_green, canary]
     default: rolling
   canary_steps:
-    description: Steps of a canary - percent, canary and stable replicas (the C(canary_steps) filter's output).
+    description: >-
+      Steps of a canary - percent, canary and stable replicas (the C(colors.deploy.canary_steps) filter's
+      output).
     type: list
     elements: dict
     default: []
@@ -106,13 +108,20 @@ options:
         default: 180
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-author:
-  - Colors platform team
+  - ansible.builtin.action_common_attributes
+  - colors.deploy.common
+attributes:
+  check_mode:
+    support: full
+    details: The apply is a server-side dry run; reports whether the release would change.
+  diff_mode:
+    support: none
+    details: The module reports no diff.
 """
 
 EXAMPLES = r"""
 - name: Release 1.4.2
-  colors_release:
+  colors.deploy.colors_release:
     namespace: colors
     deployment: "{{ lookup('ansible.builtin.template', 'deployment.yml.j2') | from_yaml }}"
     version: "1.4.2"
@@ -159,9 +168,15 @@ ledger_entry:
   type: dict
 """
 
-from ansible.module_utils.colors_k8s import AUTH_ARG_SPEC, OperatorError, run_module  # noqa: E402, F401
-from ansible.module_utils.colors_k8s import argument_spec as k8s_argument_spec  # noqa: E402
-from ansible.module_utils.colors_release_engine import (  # noqa: E402
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402, F401
+    AUTH_ARG_SPEC,
+    OperatorError,
+    run_module,
+)
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402
+    argument_spec as k8s_argument_spec,
+)
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_engine import (  # noqa: E402
     BlueGreenRelease,
     CanaryRelease,
     ClusterApi,

@@ -7,12 +7,12 @@ DOCUMENTATION = r"""
 module: colors_release_ledger
 short_description: Read the release ledger of a Colors release back from the cluster
 description:
-  - Every release attempt of the release engine (M(colors_release), M(colors_rollback)) is a ConfigMap
-    labelled C(colors.io/release-ledger=<release>) in the application namespace. This module returns them,
-    oldest first, optionally only those started since a date.
+  - Every release attempt of the release engine (M(colors.deploy.colors_release),
+    M(colors.deploy.colors_rollback)) is a ConfigMap labelled C(colors.io/release-ledger=<release>) in the
+    application namespace. This module returns them, oldest first, optionally only those started since a date.
   - Read-only; check mode returns the same entries.
-  - The C(release_report) filter turns the entries into deploy frequency, change failure rate and mean time
-    to restore.
+  - The C(colors.deploy.release_report) filter turns the entries into deploy frequency, change failure rate and
+    mean time to restore.
 options:
   namespace:
     description: Namespace of the release.
@@ -27,19 +27,26 @@ options:
     type: str
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-author:
-  - Colors platform team
+  - ansible.builtin.action_common_attributes
+  - colors.deploy.common
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; returns the same entries.
+  diff_mode:
+    support: none
+    details: The module reports no diff.
 """
 
 EXAMPLES = r"""
 - name: Read the ledger
-  colors_release_ledger:
+  colors.deploy.colors_release_ledger:
     namespace: colors
   register: ledger
 
 - name: Report the delivery metrics of the last 30 days
   ansible.builtin.debug:
-    msg: "{{ ledger.entries | release_report(days=30) }}"
+    msg: "{{ ledger.entries | colors.deploy.release_report(days=30) }}"
 """
 
 RETURN = r"""
@@ -51,9 +58,14 @@ entries:
   elements: dict
 """
 
-from ansible.module_utils.colors_k8s import AUTH_ARG_SPEC, run_module  # noqa: E402, F401
-from ansible.module_utils.colors_k8s import argument_spec as k8s_argument_spec  # noqa: E402
-from ansible.module_utils.colors_release_engine import ClusterApi  # noqa: E402
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402, F401
+    AUTH_ARG_SPEC,
+    run_module,
+)
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402
+    argument_spec as k8s_argument_spec,
+)
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_engine import ClusterApi  # noqa: E402
 
 
 def argument_spec() -> dict:

@@ -44,18 +44,25 @@ options:
     default: false
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-author:
-  - Colors platform team
+  - ansible.builtin.action_common_attributes
+  - colors.deploy.common
+attributes:
+  check_mode:
+    support: full
+    details: Reports what it would do and changes nothing.
+  diff_mode:
+    support: none
+    details: The module reports no diff.
 """
 
 EXAMPLES = r"""
 - name: Take the release lock of the environment
-  colors_release_lock:
+  colors.deploy.colors_release_lock:
     namespace: colors
     holder: "{{ lookup('ansible.builtin.env', 'USER') }}@{{ inventory_hostname }}"
 
 - name: Give the lock back when the release is over
-  colors_release_lock:
+  colors.deploy.colors_release_lock:
     namespace: colors
     holder: "{{ lookup('ansible.builtin.env', 'USER') }}@{{ inventory_hostname }}"
     state: released
@@ -80,9 +87,18 @@ lease:
   type: dict
 """
 
-from ansible.module_utils.colors_k8s import AUTH_ARG_SPEC, OperatorError, run_module  # noqa: E402, F401
-from ansible.module_utils.colors_k8s import argument_spec as k8s_argument_spec  # noqa: E402
-from ansible.module_utils.colors_release_lock import LeaseApi, ReleaseLock  # noqa: E402
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402, F401
+    AUTH_ARG_SPEC,
+    OperatorError,
+    run_module,
+)
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402
+    argument_spec as k8s_argument_spec,
+)
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_lock import (  # noqa: E402
+    LeaseApi,
+    ReleaseLock,
+)
 
 
 def argument_spec() -> dict:

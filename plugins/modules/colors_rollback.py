@@ -53,20 +53,27 @@ options:
     default: 0.25
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
-author:
-  - Colors platform team
+  - ansible.builtin.action_common_attributes
+  - colors.deploy.common
+attributes:
+  check_mode:
+    support: full
+    details: Reports the target revision and changes nothing.
+  diff_mode:
+    support: none
+    details: The module reports no diff.
 """
 
 EXAMPLES = r"""
 - name: Roll back to the previous release
-  colors_rollback:
+  colors.deploy.colors_rollback:
     namespace: colors
     name: colors
     selector: {app.kubernetes.io/name: colors}
     actor: oncall@laptop
 
 - name: Roll back to version 1.3.0
-  colors_rollback:
+  colors.deploy.colors_rollback:
     namespace: colors
     name: colors
     selector: {app.kubernetes.io/name: colors}
@@ -98,9 +105,15 @@ history:
   elements: dict
 """
 
-from ansible.module_utils.colors_k8s import AUTH_ARG_SPEC, OperatorError, run_module  # noqa: E402, F401
-from ansible.module_utils.colors_k8s import argument_spec as k8s_argument_spec  # noqa: E402
-from ansible.module_utils.colors_release_engine import (  # noqa: E402
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402, F401
+    AUTH_ARG_SPEC,
+    OperatorError,
+    run_module,
+)
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402
+    argument_spec as k8s_argument_spec,
+)
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_engine import (  # noqa: E402
     BlueGreenRelease,
     ClusterApi,
     RollingRelease,

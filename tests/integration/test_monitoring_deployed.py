@@ -107,7 +107,7 @@ def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, 
 
 
 def test_prometheus_discovers_every_colors_pod_with_the_labels_of_the_pod_monitor(k8s, released):
-    filters = load_plugin("plugins/filter/pod_monitor.py", "pod_monitor_filters")
+    filters = load_plugin("plugins/filter/pod_monitor.py")
     names = {p.metadata.name for p in pods(k8s)}
     found = wait_for("Prometheus to scrape each Colors pod", lambda: (
         t := targets()) and {x["labels"]["pod"] for x in t if x["health"] == "up"} == names and t, timeout=60)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import PLATFORM, REPO
+from helpers import PLATFORM, REPO, tool_env
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -39,7 +39,10 @@ def test_installed_collection_satisfies_requirements(entry):
 
 
 def test_every_collection_used_is_declared():
-    declared = {e["name"] for e in REQUIREMENTS} | {"ansible.builtin"}
+    """... in collections/requirements.yml, or it is the project's own (colors.deploy), whose dependencies are."""
+    galaxy = yaml.safe_load((REPO / "collections/ansible_collections/colors/deploy/galaxy.yml").read_text())
+    assert set(galaxy["dependencies"]) <= {e["name"] for e in REQUIREMENTS}
+    declared = {e["name"] for e in REQUIREMENTS} | {"ansible.builtin", f"{galaxy['namespace']}.{galaxy['name']}"}
     used = set()
     for path in YAML_SOURCES:
         for data in yaml.safe_load_all(path.read_text()):
@@ -84,3 +87,23 @@ def test_kubernetes_staging_modules_are_pinned_to_the_same_release():
     assert len(replaces) > 20
     wrong = [(mod, v) for mod, v in replaces if v != f"0.{minor_patch}"]
     assert not wrong, f"staging modules not at v0.{minor_patch}: {wrong}"
+
+
+ENTRY_PLAYBOOKS = sorted([*(p.name for p in REPO.glob("*.yml") if p.name != "execution-environment.yml"),
+                          *(f"playbooks/{p.name}" for p in (REPO / "playbooks").glob("*.yml"))])
+
+
+@pytest.mark.parametrize("where", ["elsewhere", "playbooks"])
+def test_every_playbook_parses_from_another_working_directory(tmp_path, where):
+    """Given ANSIBLE_CONFIG, the roles, the collection colors.deploy and the vault password resolve against
+    ansible.cfg's folder, not the working directory (from a temporary folder, and from playbooks/)."""
+    cwd = tmp_path if where == "elsewhere" else REPO / "playbooks"
+    result = subprocess.run(["ansible-playbook", "--syntax-check", "-i", str(REPO / "inventories" / "local"),
+                             *(str(REPO / p) for p in ENTRY_PLAYBOOKS)], cwd=cwd, env=tool_env(),
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    # The local environment's vault decrypts (its password file named by a path setting of ansible.cfg).
+    host = subprocess.run(["ansible-inventory", "-i", str(REPO / "inventories" / "local"), "--host", "localhost"],
+                          cwd=cwd, env=tool_env(), capture_output=True, text=True, check=False)
+    assert host.returncode == 0, host.stderr[-2000:]
+    assert json.loads(host.stdout)["vault_monitoring_receivers"]["page"].startswith("http")

@@ -48,7 +48,7 @@ def test_a_pod_monitor_becomes_the_scrape_job_the_prometheus_operator_generates(
 
 
 def test_the_role_pod_monitor_labels_series_with_the_template_hash_the_release_gates_select_by():
-    engine = load_plugin("plugins/module_utils/colors_release_engine.py", "ansible.module_utils.colors_release_engine")
+    engine = load_plugin("plugins/module_utils/colors_release_engine.py")
     podmonitor = role_pod_monitor()
     labels = module.target_labels(podmonitor)
     assert engine.TEMPLATE_HASH_LABEL in labels
@@ -69,8 +69,7 @@ def test_the_release_pods_carry_every_label_the_pod_monitor_copies():
         if label == "pod-template-hash":
             continue  # set by the Deployment controller on every pod
         if label in ("colors.io/color", "colors.io/track"):
-            engine = load_plugin("plugins/module_utils/colors_release_engine.py",
-                                 "ansible.module_utils.colors_release_engine")
+            engine = load_plugin("plugins/module_utils/colors_release_engine.py")
             assert label in (engine.COLOR_LABEL, engine.TRACK_LABEL)  # set by the blue-green and canary strategies
             continue
         assert f"{label}:" in template, f"the pods of app_release carry no {label} label"

@@ -2,63 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from ansible.errors import AnsibleFilterError
-from helpers import REPO
+from helpers import load_plugin
 
-spec = importlib.util.spec_from_file_location("release_filters", REPO / "plugins" / "filter" / "release.py")
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-F = module.FilterModule().filters()
-
-
-@pytest.mark.parametrize(("ref", "registry", "repository", "tag", "digest"), [
-    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/colors:1.4.2",
-     "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "colors", "1.4.2", None),
-    ("localhost/colors:0.1.0-drill-crashloop", "localhost", "colors", "0.1.0-drill-crashloop", None),
-    ("localhost:5000/team/colors", "localhost:5000", "team/colors", "latest", None),
-    ("nginx", "docker.io", "library/nginx", "latest", None),
-    ("myorg/colors:2", "docker.io", "myorg/colors", "2", None),
-    ("registry.invalid/colors@sha256:" + "a" * 64, "registry.invalid", "colors", None, "sha256:" + "a" * 64),
-    ("ghcr.io/a/b/c:1.0@sha256:" + "b" * 64, "ghcr.io", "a/b/c", "1.0", "sha256:" + "b" * 64),
-])
-def test_image_ref_splits_a_reference(ref, registry, repository, tag, digest):
-    parsed = F["image_ref"](ref)
-    assert (parsed["registry"], parsed["repository"], parsed["tag"], parsed["digest"]) == (
-        registry, repository, tag, digest)
-    assert parsed["name"] == f"{registry}/{repository}"
-
-
-@pytest.mark.parametrize("ref", ["", "Colors:1.0", "colors:", "colors:1.0 ", "colors@sha256:xyz", "/colors",
-                                 "colors::1", None, 42])
-def test_image_ref_refuses_a_malformed_reference_quoting_it(ref):
-    with pytest.raises(AnsibleFilterError) as err:
-        F["image_ref"](ref)
-    assert repr(ref) in str(err.value)
-
-
-def test_semver_parses_prerelease_and_build():
-    assert F["semver"]("1.5.0-rc.1+build.7") == {"major": 1, "minor": 5, "patch": 0,
-                                                 "prerelease": ["rc", "1"], "build": "build.7"}
-
-
-@pytest.mark.parametrize(("a", "b", "expected"), [
-    ("1.4.2", "1.4.2", 0), ("1.4.10", "1.4.9", 1), ("1.10.0", "1.9.9", 1), ("2.0.0", "10.0.0", -1),
-    ("1.0.0-rc.1", "1.0.0", -1), ("1.0.0-alpha", "1.0.0-alpha.1", -1), ("1.0.0-alpha.1", "1.0.0-alpha.beta", -1),
-    ("1.0.0-beta.2", "1.0.0-beta.11", -1), ("1.0.0-rc.1", "1.0.0-beta.11", 1), ("1.0.0+a", "1.0.0+b", 0),
-])
-def test_semver_compare_follows_semver_precedence(a, b, expected):
-    assert F["semver_compare"](a, b) == expected
-    assert F["semver_compare"](b, a) == -expected
-
-
-@pytest.mark.parametrize("value", ["v1.2.3", "1.2", "01.2.3", "1.2.3-", "1.2.3.4", 1.2, None])
-def test_semver_refuses_a_malformed_version_quoting_it(value):
-    with pytest.raises(AnsibleFilterError, match=r"is not a semantic version") as err:
-        F["semver"](value)
-    assert repr(value) in str(err.value)
+F = load_plugin("plugins/filter/release.py").FilterModule().filters()
 
 
 def test_canary_steps_give_at_least_one_canary_and_end_at_full_rollout():

@@ -6,7 +6,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from helpers import load_plugin
 
-report = load_plugin("plugins/filter/release_report.py", "release_report_filter").FilterModule().filters()[
+report = load_plugin("plugins/filter/release_report.py").FilterModule().filters()[
     "release_report"]
 
 

@@ -11,8 +11,7 @@ import copy
 import pytest
 from helpers import load_plugin
 
-load_plugin("plugins/module_utils/colors_release_health.py", "ansible.module_utils.colors_release_health")
-engine = load_plugin("plugins/module_utils/colors_release_engine.py", "ansible.module_utils.colors_release_engine")
+engine = load_plugin("plugins/module_utils/colors_release_engine.py")
 REV = "deployment.kubernetes.io/revision"
 
 

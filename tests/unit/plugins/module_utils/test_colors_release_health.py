@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import load_plugin
 
-health = load_plugin("plugins/module_utils/colors_release_health.py", "ansible.module_utils.colors_release_health")
+health = load_plugin("plugins/module_utils/colors_release_health.py")
 
 
 def deployment(revision=2, generation=2, observed=2, replicas=2, updated=2, ready=2, available=2, total=2,

@@ -8,7 +8,7 @@ import datetime
 import pytest
 from helpers import load_plugin
 
-lock_mod = load_plugin("plugins/module_utils/colors_release_lock.py", "ansible.module_utils.colors_release_lock")
+lock_mod = load_plugin("plugins/module_utils/colors_release_lock.py")
 T0 = datetime.datetime(2026, 11, 27, 12, 0, 0, tzinfo=datetime.UTC)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import load_plugin
 
-module = load_plugin("plugins/modules/colors_eks_kubeconfig.py", "colors_eks_kubeconfig")
+module = load_plugin("plugins/modules/colors_eks_kubeconfig.py")
 ARGS = {"context": "colors-prod", "cluster_name": "colors-prod", "region": "eu-west-1",
         "endpoint": "https://abc.gr7.eu-west-1.eks.amazonaws.com", "ca_data": "Q0E="}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from helpers import load_plugin
 
-module_file = load_plugin("plugins/modules/colors_release_lock.py", "colors_release_lock_module")
-lock_utils = load_plugin("plugins/module_utils/colors_release_lock.py", "ansible.module_utils.colors_release_lock")
+module_file = load_plugin("plugins/modules/colors_release_lock.py")
+lock_utils = load_plugin("plugins/module_utils/colors_release_lock.py")
 
 
 class Failed(Exception):

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from helpers import load_plugin
 
-load_plugin("plugins/module_utils/colors_release_health.py", "ansible.module_utils.colors_release_health")
-load_plugin("plugins/module_utils/colors_release_engine.py", "ansible.module_utils.colors_release_engine")
-release = load_plugin("plugins/modules/colors_release.py", "colors_release_module")
-rollback = load_plugin("plugins/modules/colors_rollback.py", "colors_rollback_module")
-ledger = load_plugin("plugins/modules/colors_release_ledger.py", "colors_release_ledger_module")
+release = load_plugin("plugins/modules/colors_release.py")
+rollback = load_plugin("plugins/modules/colors_rollback.py")
+ledger = load_plugin("plugins/modules/colors_release_ledger.py")
 
 
 def _params(**overrides):
