@@ -11,6 +11,9 @@ notes:
   - Part of the in-repo collection colors.deploy (the project's plugins/), unit tested against an in-memory fake of
     the API it drives (tests/unit/plugins/).
 attributes:
+  diff_mode:
+    support: none
+    details: The module reports no diff.
   platform:
     platforms: posix
 """

@@ -114,9 +114,6 @@ attributes:
   check_mode:
     support: full
     details: The apply is a server-side dry run; reports whether the release would change.
-  diff_mode:
-    support: none
-    details: The module reports no diff.
 """
 
 EXAMPLES = r"""

@@ -33,9 +33,6 @@ attributes:
   check_mode:
     support: full
     details: Read-only; returns the same entries.
-  diff_mode:
-    support: none
-    details: The module reports no diff.
 """
 
 EXAMPLES = r"""

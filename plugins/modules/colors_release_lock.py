@@ -50,9 +50,6 @@ attributes:
   check_mode:
     support: full
     details: Reports what it would do and changes nothing.
-  diff_mode:
-    support: none
-    details: The module reports no diff.
 """
 
 EXAMPLES = r"""

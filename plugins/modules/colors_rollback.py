@@ -59,9 +59,6 @@ attributes:
   check_mode:
     support: full
     details: Reports the target revision and changes nothing.
-  diff_mode:
-    support: none
-    details: The module reports no diff.
 """
 
 EXAMPLES = r"""

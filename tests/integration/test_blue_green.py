@@ -13,6 +13,7 @@ pytestmark = pytest.mark.platform
 NS = "bluegreen"
 ARGS = ["-i", "inventories/local", *ON_SIMULATED_NODES,
         "-e", f"app_release_namespace={NS}", "-e", f"cluster_bootstrap_app_namespace={NS}",
+        "-e", "app_release_node_port=0",
         "-e", "app_release_strategy=blue_green"]
 
 

@@ -25,6 +25,7 @@ GATES = json.dumps({"app_release_prometheus_url": PROMETHEUS, "app_release_canar
                     "app_release_prometheus_gates": [{"name": "error-ratio", "query": ERROR_RATIO, "max": 0.02}]})
 ARGS = ["-i", "inventories/local", *ON_SIMULATED_NODES,
         "-e", f"app_release_namespace={NS}", "-e", f"cluster_bootstrap_app_namespace={NS}",
+        "-e", "app_release_node_port=0",
         "-e", "app_release_strategy=canary", "-e", "app_release_replicas=4", "-e", GATES]
 
 

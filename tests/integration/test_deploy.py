@@ -69,6 +69,9 @@ def test_deploy_again_changes_nothing(deployed):
     (["-e", "app_release_replicas=0"], ["app_release_replicas=0", "1 to 50"]),
     (["-e", "app_release_image_repository=Not A Repo"], ["app_release_image_repository", "image repository"]),
     (["-e", "colors_confirm_environment=prod"], ['colors_confirm_environment="prod"', "type local to run against it"]),
+    (["-e", "app_release_strategy=bluegreen"],
+     ["value of app_release_strategy must be one of: rolling, blue_green, canary, got: bluegreen"]),
+    (["-e", "cluster_bootstrap_app_namespace=Colors"], ['cluster_bootstrap_app_namespace="Colors"', "DNS-1123 label"]),
 ])
 def test_bad_input_is_refused_before_any_change(k8s, deployed, extra, expected):
     before = _deployment(k8s)
@@ -77,6 +80,7 @@ def test_bad_input_is_refused_before_any_change(k8s, deployed, extra, expected):
     output = result.stdout + result.stderr
     for text in expected:
         assert text in output, f"{text!r} missing from:\n{output[-3000:]}"
+    assert "argument_spec_data" not in output, "a bad value is one line, not the whole argument spec"
     assert recap(result)["changed"] == 0
     after = _deployment(k8s)
     assert after.metadata.generation == before.metadata.generation
