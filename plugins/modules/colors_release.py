@@ -173,10 +173,10 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import ( 
 from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402
     argument_spec as k8s_argument_spec,
 )
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import ClusterApi  # noqa: E402
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_engine import (  # noqa: E402
     BlueGreenRelease,
     CanaryRelease,
-    ClusterApi,
     RollingRelease,
 )
 

@@ -48,10 +48,10 @@ def test_a_pod_monitor_becomes_the_scrape_job_the_prometheus_operator_generates(
 
 
 def test_the_role_pod_monitor_labels_series_with_the_template_hash_the_release_gates_select_by():
-    engine = load_plugin("plugins/module_utils/colors_release_engine.py")
+    watch = load_plugin("plugins/module_utils/colors_release_watch.py")
     podmonitor = role_pod_monitor()
     labels = module.target_labels(podmonitor)
-    assert engine.TEMPLATE_HASH_LABEL in labels
+    assert watch.TEMPLATE_HASH_LABEL in labels
     assert {"job", "namespace", "pod", "container", "endpoint", "instance"} <= set(labels)
     [job] = scrape_config(podmonitor, "/k")
     # job comes from the pods' app.kubernetes.io/name: "colors", what the alert rules and dashboards select.

@@ -1,4 +1,5 @@
-"""Unit tests of the release engine's decisions (plugins/module_utils/colors_release_engine.py).
+"""Unit tests of the release engine's decisions (plugins/module_utils/colors_release_engine.py and the rollout
+watcher, colors_release_watch.py).
 
 FakeCluster plays the API server and the Deployment controller: each pod template it is given becomes a
 new revision whose pods turn ready, or report the waiting reason scripted for that image.
@@ -12,6 +13,7 @@ import pytest
 from helpers import load_plugin
 
 engine = load_plugin("plugins/module_utils/colors_release_engine.py")
+watch = load_plugin("plugins/module_utils/colors_release_watch.py")
 REV = "deployment.kubernetes.io/revision"
 
 
@@ -235,26 +237,26 @@ QUERY = GATE["query"].replace("$pods", SELECTED)
 
 def test_metric_gates_select_the_judged_pods_by_their_template_hash(monkeypatch):
     prom = FakePrometheus({QUERY: [["0.001"]]})
-    monkeypatch.setattr(engine, "prometheus_query", prom)
-    verdict = engine.metric_gates("http://p", [GATE], engine.pod_selector("colors", "abc123"), 60)
+    monkeypatch.setattr(watch, "prometheus_query", prom)
+    verdict = watch.metric_gates("http://p", [GATE], watch.pod_selector("colors", "abc123"), 60)
     assert verdict.state == "healthy" and verdict.detail["metrics"] == {"error-ratio": 0.001}
     assert prom.asked == [QUERY]
 
 
 def test_no_data_is_awaited_then_judged(monkeypatch):
     prom = FakePrometheus({QUERY: [[], ["NaN"], ["0.5"]]})
-    monkeypatch.setattr(engine, "prometheus_query", prom)
+    monkeypatch.setattr(watch, "prometheus_query", prom)
     clock = Clock()
-    verdict = engine.metric_gates("http://p", [GATE], SELECTED, 60, clock, clock.sleep)
+    verdict = watch.metric_gates("http://p", [GATE], SELECTED, 60, clock, clock.sleep)
     assert verdict.state == "failed" and verdict.evidence == [f"{QUERY} = 0.5 > 0.02"]
     assert len(prom.asked) == 3 and 0 < clock.now < 60
 
 
 def test_a_gate_whose_selector_matches_nothing_fails_at_its_bound_naming_query_and_selector(monkeypatch):
     prom = FakePrometheus({f"count(up{{{SELECTED}}} == 1)": [[]]})
-    monkeypatch.setattr(engine, "prometheus_query", prom)
+    monkeypatch.setattr(watch, "prometheus_query", prom)
     clock = Clock()
-    verdict = engine.metric_gates("http://p", [GATE], SELECTED, 30, clock, clock.sleep)
+    verdict = watch.metric_gates("http://p", [GATE], SELECTED, 30, clock, clock.sleep)
     assert verdict.state == "failed" and verdict.gate == "prometheus:error-ratio"
     assert verdict.evidence == [f"{QUERY} returned no data for 30s (no series selected; a gate without data never "
                                 f"passes); Prometheus scrapes 0 target(s) matching {{{SELECTED}}}"]
@@ -265,7 +267,7 @@ def test_a_rolling_release_is_judged_by_the_metrics_of_its_new_pods_and_rolled_b
     cluster = FakeCluster()
     release(cluster, "colors:1.0.0")
     prom = FakePrometheus({})
-    monkeypatch.setattr(engine, "prometheus_query", prom)
+    monkeypatch.setattr(watch, "prometheus_query", prom)
     params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
               "auto_rollback": True, "poll_interval": 0,
               "prometheus": {"url": "http://p", "queries": [GATE], "no_data_timeout": 5}}
@@ -282,7 +284,7 @@ def test_a_rolling_release_is_judged_by_the_metrics_of_its_new_pods_and_rolled_b
 def test_a_healthy_gate_records_its_values_with_the_verdict(monkeypatch):
     cluster = FakeCluster()
     release(cluster, "colors:1.0.0")
-    monkeypatch.setattr(engine, "prometheus_query", lambda url, query, timeout=10.0: {
+    monkeypatch.setattr(watch, "prometheus_query", lambda url, query, timeout=10.0: {
         "status": "success", "data": {"result": [{"metric": {}, "value": [0, "0"]}]}})
     params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
               "auto_rollback": True, "poll_interval": 0,
@@ -303,8 +305,8 @@ def test_a_rolling_release_behind_its_service_is_judged_once_the_service_routes_
 
     cluster.endpoint_pods = endpoint_pods
     smoked = []
-    monkeypatch.setattr(engine, "http_smoke",
-                        lambda url, status: smoked.append(len(looks)) or engine.Verdict("healthy"))
+    monkeypatch.setattr(watch, "http_smoke",
+                        lambda url, status: smoked.append(len(looks)) or watch.Verdict("healthy"))
     params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
               "auto_rollback": True, "poll_interval": 0, "http_smoke": {"url": "http://colors/"},
               "service": {"metadata": {"name": "colors"}, "spec": {"selector": {}}}}

@@ -1,0 +1,122 @@
+"""Cluster I/O of the release engine: the Kubernetes calls it makes (ClusterApi, over kubernetes.core's dynamic
+client; the unit tests stand an in-memory double in its place) and the release ledger's entries."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import OperatorError
+
+LEDGER_LABEL = "colors.io/release-ledger"
+FIELD_MANAGER = "colors-release"
+
+
+class ReleaseFailed(OperatorError):
+    """A release or rollback that did not end healthy; the message names the gate, evidence and outcome."""
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ledger_entry(actor: str, image: str | None, strategy: str, previous_image: str | None,
+                 version: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A new ledger entry, started now; `version` defaults to the image tag."""
+    return {"id": datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S%f"), "actor": actor,
+            "version": version if version is not None else (image or "").rsplit(":", 1)[-1], "image": image,
+            "strategy": strategy, "started": utcnow(), "previous_image": previous_image, **extra}
+
+
+class ClusterApi:
+    """The calls the engine makes, on kubernetes.core's DynamicClient."""
+
+    def __init__(self, dynamic_client, dry_run: bool = False):
+        self.client = dynamic_client
+        self.dry_run = dry_run
+        self._deployments = dynamic_client.resources.get(api_version="apps/v1", kind="Deployment")
+        self._replicasets = dynamic_client.resources.get(api_version="apps/v1", kind="ReplicaSet")
+        self._pods = dynamic_client.resources.get(api_version="v1", kind="Pod")
+        self._configmaps = dynamic_client.resources.get(api_version="v1", kind="ConfigMap")
+        self._services = dynamic_client.resources.get(api_version="v1", kind="Service")
+        self._endpointslices = dynamic_client.resources.get(api_version="discovery.k8s.io/v1", kind="EndpointSlice")
+
+    @staticmethod
+    def _dict(obj) -> dict | None:
+        return obj.to_dict() if obj is not None else None
+
+    def get_deployment(self, namespace: str, name: str) -> dict | None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        try:
+            return self._dict(self._deployments.get(name=name, namespace=namespace))
+        except NotFoundError:
+            return None
+
+    def apply(self, kind: str, body: dict) -> dict:
+        resource = {"Deployment": self._deployments, "Service": self._services}[kind]
+        params = {"dry_run": "All"} if self.dry_run else {}
+        return self._dict(resource.server_side_apply(
+            body=body, name=body["metadata"]["name"], namespace=body["metadata"]["namespace"],
+            field_manager=FIELD_MANAGER, force_conflicts=True, **params))
+
+    def get_service(self, namespace: str, name: str) -> dict | None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        try:
+            return self._dict(self._services.get(name=name, namespace=namespace))
+        except NotFoundError:
+            return None
+
+    def endpoint_pods(self, namespace: str, service: str) -> list[str]:
+        """The pods the Service's EndpointSlices list (ready or terminating): where its traffic can go."""
+        slices = self._dict(self._endpointslices.get(namespace=namespace,
+                                                     label_selector=f"kubernetes.io/service-name={service}"))
+        return sorted(ep["targetRef"]["name"] for sl in slices["items"] for ep in sl.get("endpoints") or []
+                      if (ep.get("targetRef") or {}).get("kind") == "Pod")
+
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        params = {"dry_run": "All"} if self.dry_run else {}
+        self._deployments.patch(body={"spec": {"replicas": replicas}}, name=name, namespace=namespace,
+                                content_type="application/merge-patch+json", **params)
+
+    def apply_dry_run(self, body: dict) -> dict:
+        return self._dict(self._deployments.server_side_apply(
+            body=body, name=body["metadata"]["name"], namespace=body["metadata"]["namespace"],
+            field_manager=FIELD_MANAGER, force_conflicts=True, dry_run="All"))
+
+    def replace_template(self, namespace: str, name: str, template: dict) -> dict:
+        patch = {"spec": {"template": template}}
+        params = {"dry_run": "All"} if self.dry_run else {}
+        return self._dict(self._deployments.patch(body=patch, name=name, namespace=namespace,
+                                                  content_type="application/merge-patch+json", **params))
+
+    def replicasets(self, namespace: str, selector: str) -> list[dict]:
+        return self._dict(self._replicasets.get(namespace=namespace, label_selector=selector))["items"]
+
+    def pods(self, namespace: str, selector: str) -> list[dict]:
+        return self._dict(self._pods.get(namespace=namespace, label_selector=selector))["items"]
+
+    def ledger(self, namespace: str, release: str) -> list[dict]:
+        selector = f"{LEDGER_LABEL}={release}"
+        items = self._dict(self._configmaps.get(namespace=namespace, label_selector=selector))["items"]
+        return [json.loads(cm["data"]["entry"]) for cm in items]
+
+    def record(self, namespace: str, release: str, entry: dict) -> None:
+        if self.dry_run:
+            return
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": f"{release}-release-{entry['id']}", "namespace": namespace,
+                             "labels": {LEDGER_LABEL: release, "app.kubernetes.io/part-of": "colors"}},
+                "data": {"entry": json.dumps(entry, sort_keys=True)}}
+        self._configmaps.server_side_apply(body=body, name=body["metadata"]["name"], namespace=namespace,
+                                           field_manager=FIELD_MANAGER, force_conflicts=True)
+
+
+def image_of(deployment: dict | None) -> str | None:
+    """The image of the first container of a Deployment or ReplicaSet (its pod template)."""
+    if not deployment:
+        return None
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    return containers[0]["image"]

@@ -1,0 +1,210 @@
+"""The rollout watcher of the release engine: the verdict of a rollout read from the cluster (rollout conditions,
+readiness, crash loops, image pulls), the routing of its Service, and the gates that follow it (an HTTP smoke check,
+Prometheus thresholds on the new pods' own series). Every strategy judges its pods with one RolloutWatcher."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import ClusterApi
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_health import (
+    Verdict,
+    assess,
+    prometheus_verdict,
+)
+
+
+def _require_http(url: str) -> None:
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+
+
+def http_smoke(url: str, expect_status: int, timeout: float = 5.0, retry_seconds: float = 10.0,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Verdict:
+    """GET the URL once and judge its status. A connection that fails (refused, reset, timed out) is asked again for
+    up to `retry_seconds`: a node's proxy can lag a second behind the endpoints; an answer is final."""
+    start = clock()
+    while True:
+        try:
+            _require_http(url)
+            with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only, checked above
+                status = resp.status
+            break
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            break
+        except ValueError as exc:
+            return Verdict("failed", "http-smoke", [f"GET {url}: {exc}"])
+        except (urllib.error.URLError, OSError) as exc:
+            if clock() - start >= retry_seconds:
+                return Verdict("failed", "http-smoke", [f"GET {url}: {exc}"])
+            sleep(0.5)
+    if status != expect_status:
+        return Verdict("failed", "http-smoke", [f"GET {url} answered {status}, expected {expect_status}"])
+    return Verdict("healthy")
+
+
+def prometheus_query(url: str, query: str, timeout: float = 10.0) -> dict:
+    full = f"{url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    try:
+        _require_http(full)
+        with urllib.request.urlopen(full, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only, checked above
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read() or b"{}") or {"status": "error", "error": f"HTTP {exc.code}"}
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return {"status": "error", "error": f"Prometheus at {url} unreachable: {exc}"}
+
+
+# Where a metric gate's query says `$pods`, the engine puts the label matchers of the pods it judges: their namespace
+# and their ReplicaSet's pod-template-hash, as the PodMonitor of the monitoring role labels every scraped series
+# (podTargetLabels: pod-template-hash -> pod_template_hash). So rolling, canary and blue-green releases are each
+# judged by the new pods alone, never by the old ones beside them.
+POD_SELECTOR = "$pods"
+TEMPLATE_HASH_LABEL = "pod_template_hash"
+
+
+def pod_selector(namespace: str, template_hash: str | None) -> str:
+    return f'namespace="{namespace}",{TEMPLATE_HASH_LABEL}="{template_hash or ""}"'
+
+
+def metric_gates(url: str, queries: list[dict], selector: str, no_data_timeout: float,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Verdict:
+    """Every query once with data and within its maximum: healthy; the first above its maximum: failed. A query with
+    no data is inconclusive and asked again (new pods need a scrape or two) until `no_data_timeout` seconds have
+    passed; then the gate fails, naming the query, the selector and how many of the pods Prometheus scrapes."""
+    start = clock()
+    pending = [{**q, "query": str(q["query"]).replace(POD_SELECTOR, selector)} for q in queries]
+    values: dict[str, float] = {}
+    pause = 0.5
+    while True:
+        waiting = []
+        for check in pending:
+            verdict = prometheus_verdict(check["name"], check["query"], prometheus_query(url, check["query"]),
+                                         float(check["max"]))
+            if verdict.state == "failed":
+                return verdict
+            if verdict.state == "no-data":
+                waiting.append(check)
+            else:
+                values[check["name"]] = verdict.detail["value"]
+        if not waiting:
+            return Verdict("healthy", detail={"metrics": values})
+        waited = clock() - start
+        if waited >= no_data_timeout:
+            check = waiting[0]
+            up = prometheus_query(url, f"count(up{{{selector}}} == 1)")
+            scraped = _get_scalar(up)
+            return Verdict("failed", f"prometheus:{check['name']}", [
+                f"{check['query']} returned no data for {waited:.0f}s (no series selected; a gate without data never "
+                f"passes); Prometheus scrapes {scraped} target(s) matching {{{selector}}}"])
+        sleep(min(pause, max(no_data_timeout - waited, 0.05)))
+        pause = min(pause * 2, 5.0)
+        pending = waiting
+
+
+def _get_scalar(result: dict) -> str:
+    if result.get("status") != "success":
+        return "?"
+    samples = (result.get("data") or {}).get("result") or []
+    return samples[0]["value"][1] if samples else "0"
+
+
+class RolloutWatcher:
+    """Watches the rollout of one Deployment (`manifest`: its name and selector) and runs the gates of `params`
+    (http_smoke, prometheus, service, poll_interval - the colors_release module's options)."""
+
+    def __init__(self, api: ClusterApi, namespace: str, manifest: dict, params: dict,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.api, self.namespace, self.manifest, self.p = api, namespace, manifest, params
+        self.clock, self.sleep = clock, sleep
+        self.name = manifest["metadata"]["name"]
+        labels = manifest["spec"]["selector"]["matchLabels"]
+        self.selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+    def snapshot(self) -> tuple[dict | None, list[dict], list[dict]]:
+        """The Deployment, its ReplicaSets and its pods, as the cluster has them now."""
+        deployment = self.api.get_deployment(self.namespace, self.name)
+        return deployment, self.api.replicasets(self.namespace, self.selector), self.api.pods(self.namespace,
+                                                                                                  self.selector)
+
+    def state(self) -> Verdict:
+        """The verdict of the rollout at this moment (no waiting)."""
+        return assess(*self.snapshot())
+
+    def wait(self, deadline: float) -> Verdict:
+        """Poll the gates until healthy or failed; time out only past the controller's own deadline."""
+        start = self.clock()
+        pause = 0.02  # look again quickly first (a rollback to running pods settles in milliseconds), then back off
+        while True:
+            verdict = self.state()
+            if verdict.done:
+                verdict.detail["seconds"] = round(self.clock() - start, 2)
+                return verdict
+            if self.clock() - start > deadline:
+                verdict.state, verdict.gate = "failed", "rollout-timeout"
+                verdict.evidence.append(f"no verdict from the controller within {deadline:.0f}s")
+                return verdict
+            self.sleep(pause)
+            pause = min(pause * 2, self.p["poll_interval"])
+
+    def wait_for_rollout(self, manifest: dict | None = None) -> Verdict:
+        """wait() with the controller's own deadline: progressDeadlineSeconds plus one grace period."""
+        spec = (manifest or self.manifest)["spec"]
+        return self.wait(float(spec.get("progressDeadlineSeconds", 600)) + 10)
+
+    def judge(self, pause: float = 0, routed: bool = False) -> Verdict:
+        """The rollout's verdict, then (after `pause`) the HTTP and metric gates once it is healthy; the metric
+        gates select the pods of the revision the rollout produced. With `routed` (a rolling release behind its
+        Service), the gates wait until the Service routes to the new pods only, so the smoke check meets them."""
+        verdict = self.wait_for_rollout()
+        if verdict.state == "healthy" and routed:
+            verdict = self.wait_for_routing(verdict)
+        if verdict.state == "healthy":
+            self.sleep(pause)
+            gates = self.gates(verdict.detail.get("template_hash"))
+            if gates.state == "failed":
+                verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
+            elif gates.detail.get("metrics"):
+                verdict.detail["metrics"] = gates.detail["metrics"]
+        return verdict
+
+    def wait_for_routing(self, verdict: Verdict, timeout: float = 60) -> Verdict:
+        """Wait until no endpoint of the Service is a pod of an earlier ReplicaSet of this Deployment (those drain and
+        go within their shutdown delay); read from the EndpointSlices, never assumed."""
+        service = self.p["service"]["metadata"]["name"]
+        current = verdict.detail.get("replicaset")
+        start, pause = self.clock(), 0.1
+        while True:
+            older = {rs["metadata"]["name"] for rs in self.api.replicasets(self.namespace, self.selector)
+                     if rs["metadata"]["name"] != current
+                     and any(ref.get("kind") == "Deployment" and ref.get("name") == self.name
+                             for ref in rs["metadata"].get("ownerReferences", []))}
+            stale = [pod for pod in self.api.endpoint_pods(self.namespace, service)
+                     if pod.rsplit("-", 1)[0] in older]
+            if not stale:
+                verdict.detail["routing_seconds"] = round(self.clock() - start, 2)
+                return verdict
+            if self.clock() - start > timeout:
+                return Verdict("failed", "service-routing", [
+                    f"service {service} still routes to pods of the previous revision after {timeout:.0f}s: "
+                    f"{', '.join(stale)}"], verdict.detail)
+            self.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def gates(self, template_hash: str | None = None) -> Verdict:
+        smoke = self.p.get("http_smoke") or {}
+        if smoke.get("url"):
+            verdict = http_smoke(smoke["url"], smoke.get("expect_status", 200))
+            if verdict.state == "failed":
+                return verdict
+        prom = self.p.get("prometheus") or {}
+        if not prom.get("url") or not prom.get("queries"):
+            return Verdict("healthy")
+        return metric_gates(prom["url"], prom["queries"], pod_selector(self.namespace, template_hash),
+                            float(prom.get("no_data_timeout") or 0), self.clock, self.sleep)

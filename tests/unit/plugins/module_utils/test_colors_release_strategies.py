@@ -1,0 +1,319 @@
+"""Unit tests of the blue-green and canary strategies and of switching back (plugins/module_utils/
+colors_release_engine.py), against Cluster: an in-memory API server and Deployment controller that holds several
+Deployments, their ReplicaSets and pods, and a Service whose endpoints are the pods its selector matches."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from helpers import load_plugin
+
+engine = load_plugin("plugins/module_utils/colors_release_engine.py")
+REV = "deployment.kubernetes.io/revision"
+NAME = {"app.kubernetes.io/name": "colors"}
+
+
+def manifest(image: str, replicas: int = 2) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "colors", "namespace": "colors"},
+            "spec": {"replicas": replicas, "progressDeadlineSeconds": 30, "selector": {"matchLabels": dict(NAME)},
+                     "template": {"metadata": {"labels": dict(NAME)},
+                                  "spec": {"containers": [{"name": "colors", "image": image}]}}}}
+
+
+SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "colors", "namespace": "colors"},
+           "spec": {"selector": dict(NAME)}}
+
+
+def _matches(labels: dict, selector: str | dict) -> bool:
+    wanted = selector if isinstance(selector, dict) else dict(p.split("=", 1) for p in selector.split(",") if p)
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _image(template: dict) -> str:
+    return template["spec"]["containers"][0]["image"]
+
+
+class Cluster:
+    """Each pod template a Deployment gets becomes a new revision (a ReplicaSet) whose pods - as many as the
+    Deployment's replicas - turn ready, or wait with the reason scripted for their image."""
+
+    def __init__(self, outcomes: dict[str, str] | None = None):
+        self.outcomes = outcomes or {}
+        self.deployments: dict[str, dict] = {}
+        self.rs_list: list[dict] = []
+        self.service: dict | None = None
+        self.entries: list[dict] = []
+        self.scaled: list[tuple[str, int]] = []
+
+    # --- the controller ---
+    def _settle(self, dep: dict) -> None:
+        name = dep["metadata"]["name"]
+        revision = int(dep["metadata"]["annotations"][REV])
+        rs = next(r for r in self.rs_list if r["owner"] == name and int(r["metadata"]["annotations"][REV]) == revision)
+        replicas = dep["spec"]["replicas"]
+        reason = self.outcomes.get(_image(dep["spec"]["template"])) if replicas else None
+        state = {"waiting": {"reason": reason}} if reason else {"running": {}}
+        labels = {**dep["spec"]["template"]["metadata"]["labels"], "pod-template-hash": rs["metadata"]["name"]}
+        dep["pods"] = [{"metadata": {"name": f"{rs['metadata']['name']}-{i}", "labels": labels},
+                        "status": {"containerStatuses": [{"name": "colors", "state": state}]}}
+                       for i in range(replicas)]
+        ready = 0 if reason else replicas
+        dep["status"] = {"observedGeneration": dep["metadata"]["generation"], "replicas": replicas,
+                         "updatedReplicas": replicas, "readyReplicas": ready, "availableReplicas": ready}
+
+    def _roll(self, dep: dict, template: dict) -> None:
+        name = dep["metadata"]["name"]
+        revision = max([int(r["metadata"]["annotations"][REV]) for r in self.rs_list if r["owner"] == name] or [0]) + 1
+        rs = next((r for r in self.rs_list if r["owner"] == name and _image(r["spec"]["template"]) == _image(template)),
+                  None)
+        if rs is None:
+            rs = {"owner": name, "metadata": {"name": f"{name}-{len(self.rs_list)}", "labels": {},
+                                              "ownerReferences": [{"kind": "Deployment", "name": name}]},
+                  "spec": {"template": copy.deepcopy(template)}}
+            self.rs_list.append(rs)
+        rs["metadata"]["annotations"] = {REV: str(revision)}
+        rs["metadata"]["labels"] = {**template["metadata"]["labels"], "pod-template-hash": rs["metadata"]["name"]}
+        dep["metadata"]["annotations"] = {REV: str(revision)}
+        dep["spec"]["template"] = copy.deepcopy(template)
+
+    def _public(self, dep: dict | None) -> dict | None:
+        return None if dep is None else copy.deepcopy({k: v for k, v in dep.items() if k != "pods"})
+
+    # --- ClusterApi ---
+    def get_deployment(self, namespace, name):
+        return self._public(self.deployments.get(name))
+
+    def _change(self, body: dict, dry: bool) -> dict:
+        name = body["metadata"]["name"]
+        live = self.deployments.get(name)
+        dep = copy.deepcopy(live) if live else {**copy.deepcopy(body), "metadata": {**body["metadata"],
+                                                                                    "generation": 0}}
+        changed = live is None or body["spec"]["template"] != live["spec"]["template"] \
+            or body["spec"].get("replicas") != live["spec"]["replicas"]
+        if changed:
+            dep["metadata"]["generation"] += 1
+            dep["spec"]["replicas"] = body["spec"].get("replicas", 1)
+            if live is None or body["spec"]["template"] != live["spec"]["template"]:
+                self._roll(dep, body["spec"]["template"]) if not dry else None
+        if not dry:
+            self.deployments[name] = dep
+            self._settle(dep)
+        return self._public(dep)
+
+    def apply(self, kind, body):
+        if kind == "Service":
+            self.service = copy.deepcopy(body)
+            return copy.deepcopy(body)
+        return self._change(body, dry=False)
+
+    def apply_dry_run(self, body):
+        return self._change(body, dry=True)
+
+    def get_service(self, namespace, name):
+        return copy.deepcopy(self.service)
+
+    def endpoint_pods(self, namespace, service):
+        selector = self.service["spec"]["selector"]
+        return sorted(p["metadata"]["name"] for d in self.deployments.values() for p in d["pods"]
+                      if _matches(p["metadata"]["labels"], selector))
+
+    def scale(self, namespace, name, replicas):
+        self.scaled.append((name, replicas))
+        dep = self.deployments[name]
+        if dep["spec"]["replicas"] != replicas:
+            dep["spec"]["replicas"] = replicas
+            dep["metadata"]["generation"] += 1
+        self._settle(dep)
+
+    def replace_template(self, namespace, name, template):
+        dep = self.deployments[name]
+        dep["metadata"]["generation"] += 1
+        self._roll(dep, template)
+        self._settle(dep)
+        return self._public(dep)
+
+    def replicasets(self, namespace, selector):
+        return [copy.deepcopy({k: v for k, v in r.items() if k != "owner"}) for r in self.rs_list
+                if _matches(r["metadata"]["labels"], selector)]
+
+    def pods(self, namespace, selector):
+        return [copy.deepcopy(p) for d in self.deployments.values() for p in d["pods"]
+                if _matches(p["metadata"]["labels"], selector)]
+
+    def ledger(self, namespace, release):
+        return list(self.entries)
+
+    def record(self, namespace, release, entry):
+        self.entries.append(copy.deepcopy(entry))
+
+    # --- what the tests read ---
+    def image(self, name: str) -> str:
+        return _image(self.deployments[name]["spec"]["template"])
+
+    def replicas(self, name: str) -> int:
+        return self.deployments[name]["spec"]["replicas"]
+
+    def routed_color(self) -> str | None:
+        return self.service["spec"]["selector"].get(engine.COLOR_LABEL)
+
+
+def params(image: str, **extra) -> dict:
+    return {"namespace": "colors", "deployment": manifest(image, extra.pop("replicas", 2)), "service": SERVICE,
+            "version": image.rsplit(":", 1)[1], "actor": "tester", "auto_rollback": True, "poll_interval": 0,
+            **extra}
+
+
+def blue_green(cluster: Cluster, image: str, check_mode: bool = False) -> dict:
+    return engine.BlueGreenRelease(cluster, params(image), sleep=lambda s: None).run(check_mode=check_mode)
+
+
+def switch_back(cluster: Cluster, check_mode: bool = False) -> dict:
+    return engine.BlueGreenRelease(cluster, params("colors:0.0.0"), sleep=lambda s: None).switch_back(
+        "on-call", check_mode=check_mode)
+
+
+# --- blue-green ----------------------------------------------------------------------------------------------------
+
+def test_the_first_blue_green_release_goes_to_blue_and_the_service_follows_once_healthy():
+    cluster = Cluster()
+    result = blue_green(cluster, "colors:1.0.0")
+    assert result["changed"] and result["active_color"] == "blue" and result["previous_color"] is None
+    assert cluster.routed_color() == "blue" and cluster.image("colors-blue") == "colors:1.0.0"
+    assert cluster.endpoint_pods("colors", "colors") == [p["metadata"]["name"]
+                                                         for p in cluster.deployments["colors-blue"]["pods"]]
+    assert [(e["verdict"], e["color"]) for e in cluster.entries] == [("succeeded", "blue")]
+
+
+def test_the_next_release_goes_to_the_idle_colour_and_the_previous_one_keeps_running_at_full_size():
+    cluster = Cluster()
+    blue_green(cluster, "colors:1.0.0")
+    result = blue_green(cluster, "colors:1.1.0")
+    assert (result["active_color"], result["previous_color"], result["previous_image"]) == ("green", "blue",
+                                                                                            "colors:1.0.0")
+    assert cluster.routed_color() == "green" and cluster.image("colors-green") == "colors:1.1.0"
+    assert cluster.replicas("colors-blue") == 2 and cluster.image("colors-blue") == "colors:1.0.0"
+
+
+def test_the_same_blue_green_release_again_changes_nothing():
+    cluster = Cluster()
+    blue_green(cluster, "colors:1.0.0")
+    result = blue_green(cluster, "colors:1.0.0")
+    assert result["changed"] is False and len(cluster.entries) == 1
+
+
+def test_a_failed_blue_green_release_never_receives_traffic_and_is_scaled_to_zero():
+    cluster = Cluster({"colors:1.1.0": "ImagePullBackOff"})
+    blue_green(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed) as err:
+        blue_green(cluster, "colors:1.1.0")
+    assert "failed gate image-pull on green" in str(err.value)
+    assert "The Service was not switched: traffic stayed on blue (colors:1.0.0)." in str(err.value)
+    assert cluster.routed_color() == "blue" and cluster.replicas("colors-green") == 0
+    assert cluster.entries[-1]["verdict"] == "failed" and cluster.entries[-1]["gate"] == "image-pull"
+
+
+def test_a_blue_green_release_in_check_mode_routes_nothing():
+    cluster = Cluster()
+    blue_green(cluster, "colors:1.0.0")
+    result = blue_green(cluster, "colors:1.1.0", check_mode=True)
+    assert result["verdict"] == {"state": "would-release"} and "colors-green" not in cluster.deployments
+    assert cluster.routed_color() == "blue" and len(cluster.entries) == 1
+
+
+def test_a_blue_green_release_needs_the_service():
+    with pytest.raises(engine.ReleaseFailed, match="needs the Service manifest"):
+        engine.BlueGreenRelease(Cluster(), {**params("colors:1.0.0"), "service": None})
+
+
+# --- switching back ------------------------------------------------------------------------------------------------
+
+def test_switching_back_routes_the_service_to_the_other_colour_and_records_it():
+    cluster = Cluster()
+    blue_green(cluster, "colors:1.0.0")
+    blue_green(cluster, "colors:1.1.0")
+    result = switch_back(cluster)
+    assert (result["from_color"], result["to_color"], result["target_image"]) == ("green", "blue", "colors:1.0.0")
+    assert cluster.routed_color() == "blue"
+    assert (cluster.entries[-1]["strategy"], cluster.entries[-1]["actor"], cluster.entries[-1]["color"]) == (
+        "manual-rollback", "on-call", "blue")
+
+
+def test_switching_back_in_check_mode_changes_nothing():
+    cluster = Cluster()
+    blue_green(cluster, "colors:1.0.0")
+    blue_green(cluster, "colors:1.1.0")
+    assert switch_back(cluster, check_mode=True)["verdict"] == {"state": "would-switch-back"}
+    assert cluster.routed_color() == "green" and len(cluster.entries) == 2
+
+
+def test_switching_back_to_a_colour_that_is_not_running_is_refused_naming_it():
+    cluster = Cluster({"colors:1.1.0": "CrashLoopBackOff"})
+    blue_green(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed, match="Cannot switch back to green: colors-green is not running "
+                                                   "healthy at full size"):
+        with pytest.raises(engine.ReleaseFailed):
+            blue_green(cluster, "colors:1.1.0")  # green failed: scaled to zero
+        switch_back(cluster)
+    assert cluster.routed_color() == "blue"
+
+
+def test_switching_back_without_a_colour_is_refused():
+    cluster = Cluster()
+    cluster.apply("Service", SERVICE)
+    with pytest.raises(engine.ReleaseFailed, match="selects no colour"):
+        switch_back(cluster)
+
+
+# --- canary --------------------------------------------------------------------------------------------------------
+
+STEPS = [{"percent": 25, "canary": 1, "stable": 3}, {"percent": 50, "canary": 2, "stable": 2},
+         {"percent": 100, "canary": 4, "stable": 0}]
+
+
+def canary(cluster: Cluster, image: str, check_mode: bool = False) -> dict:
+    p = params(image, replicas=4, canary_steps=STEPS, canary_pause=0)
+    p.pop("service")
+    return engine.CanaryRelease(cluster, p, sleep=lambda s: None).run(check_mode=check_mode)
+
+
+def test_the_first_canary_release_goes_out_rolling():
+    cluster = Cluster()
+    result = canary(cluster, "colors:1.0.0")
+    assert result["verdict"]["state"] == "healthy" and "colors-canary" not in cluster.deployments
+    assert cluster.entries[-1]["strategy"] == "rolling"
+
+
+def test_a_canary_that_passes_every_step_is_promoted_and_removed():
+    cluster = Cluster()
+    canary(cluster, "colors:1.0.0")
+    result = canary(cluster, "colors:1.1.0")
+    assert [(s["percent"], s["state"]) for s in result["steps"]] == [(25, "healthy"), (50, "healthy")]
+    # Step by step: canary pods up, the stable Deployment down by as many; then promoted, and the canary gone.
+    assert cluster.scaled == [("colors", 3), ("colors", 2), ("colors", 4), ("colors-canary", 0)]
+    assert cluster.image("colors") == "colors:1.1.0" and cluster.replicas("colors") == 4
+    assert cluster.replicas("colors-canary") == 0
+    assert (cluster.entries[-1]["strategy"], cluster.entries[-1]["verdict"]) == ("canary", "succeeded")
+    assert len(cluster.entries[-1]["steps"]) == 2
+
+
+def test_a_failing_canary_is_aborted_at_its_first_step_and_the_stable_release_is_back_at_full_size():
+    cluster = Cluster({"colors:1.1.0": "CrashLoopBackOff"})
+    canary(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed) as err:
+        canary(cluster, "colors:1.1.0")
+    message = str(err.value)
+    assert "Canary 1.1.0 (colors:1.1.0) aborted at 25% (1 of 4 pods): gate pod-crashloop failed" in message
+    assert "Canary removed; colors:1.0.0 is back at 4 replicas (healthy)." in message
+    assert cluster.replicas("colors-canary") == 0 and cluster.replicas("colors") == 4
+    assert cluster.image("colors") == "colors:1.0.0"
+    assert cluster.entries[-1]["verdict"] == "rolled_back" and cluster.entries[-1]["rollback_target"]["state"] == \
+        "healthy"
+
+
+def test_a_canary_in_check_mode_changes_nothing():
+    cluster = Cluster()
+    canary(cluster, "colors:1.0.0")
+    result = canary(cluster, "colors:1.1.0", check_mode=True)
+    assert result["verdict"] == {"state": "would-release"} and "colors-canary" not in cluster.deployments
+    assert cluster.image("colors") == "colors:1.0.0"
