@@ -152,6 +152,10 @@ lint: toolchain ## ansible-lint (production profile), yamllint, ruff
 	@ansible-lint --profile production
 	@ruff check .
 
+.PHONY: role-docs
+role-docs: toolchain ## Rewrite the variable tables of the role READMEs from their meta/argument_specs.yml
+	@$(VENV)/bin/python tools/role_docs.py
+
 .PHONY: scan-online
 scan-online: toolchain ## Scanners that need the internet: SCANNERS=zap-baseline,snyk (TARGET_URL, SNYK_TOKEN); NOT RUN fails
 	@$(VENV)/bin/python security/scan.py --online $(if $(SCANNERS),--only $(SCANNERS))

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import REPO, load_plugin, run
 
 ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if p.is_dir())
 
@@ -69,10 +69,24 @@ def test_every_option_is_typed_and_described(role):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_readme_documents_every_public_variable(role):
+def test_readme_variable_table_is_the_one_generated_from_the_argument_spec(role):
+    """One source for role docs: the table is tools/role_docs.py's rendering of meta/argument_specs.yml."""
+    role_docs = load_plugin("tools/role_docs.py", "role_docs")
     readme = (REPO / "roles" / role / "README.md").read_text()
+    assert role_docs.render(readme, _spec(role), _defaults(role), role) == readme, (
+        f"roles/{role}/README.md: its variable table differs from meta/argument_specs.yml (run `make role-docs`)")
     for name in _spec(role)["main"]["options"]:
-        assert f"`{name}`" in readme, f"roles/{role}/README.md does not document {name}"
+        assert f"| `{name}` |" in readme, f"roles/{role}/README.md does not document {name}"
+
+
+def test_a_hand_edited_variable_table_is_drift(tmp_path):
+    role_docs = load_plugin("tools/role_docs.py", "role_docs")
+    readme = (REPO / "roles" / "app_release" / "README.md").read_text()
+    edited = readme.replace("| `app_release_replicas` | int | `2` |", "| `app_release_replicas` | int | `3` |")
+    assert edited != readme
+    assert role_docs.render(edited, _spec("app_release"), _defaults("app_release"), "app_release") == readme
+    check = run(["python", "tools/role_docs.py", "--check"])
+    assert check.returncode == 0, check.stderr
 
 
 def test_bootstrap_and_release_agree_on_the_application():
