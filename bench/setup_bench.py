@@ -24,10 +24,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "localplatform"))
-import platformctl  # noqa: E402 - the module lives beside the project, not on the path
+from colors_platform.builds import binary  # noqa: E402 - the package lives beside the project, not on the path
+from colors_platform.config import Config  # noqa: E402
 
+PLATFORM = Config.load()
 ENV = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-           PATH=os.pathsep.join([str(platformctl.BIN_LINKS), str(Path(sys.executable).parent), os.environ["PATH"]]))
+           PATH=os.pathsep.join([str(PLATFORM.bin_links), str(Path(sys.executable).parent), os.environ["PATH"]]))
 ROWS: list[tuple[str, float, str, float | None]] = []
 
 
@@ -69,13 +71,13 @@ def bench_platform() -> None:
     prepare = timed(playbook("playbooks/platform.yml", "-i", "inventories/local"))
     noop = timed(playbook("playbooks/platform.yml", "-i", "inventories/local"))
 
-    kwokctl = str(platformctl.binary("kwokctl"))
+    kwokctl = str(binary(PLATFORM, "kwokctl"))
     with tempfile.TemporaryDirectory(prefix="colors-kwokctl-") as tmp:
         env = dict(ENV, KUBECONFIG=f"{tmp}/kubeconfig", KWOK_WORKDIR=f"{tmp}/kwok")
-        bins = {f"--{n}-binary": str(platformctl.binary(n)) for n in
+        bins = {f"--{n}-binary": str(binary(PLATFORM, n)) for n in
                 ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")}
         create = [kwokctl, "create", "cluster", "--name", "bench", "--runtime", "binary", "--wait", "3m",
-                  "--kwok-controller-binary", str(platformctl.binary("kwok")), *(x for kv in bins.items() for x in kv)]
+                  "--kwok-controller-binary", str(binary(PLATFORM, "kwok")), *(x for kv in bins.items() for x in kv)]
         baseline = timed(create, env) + timed([kwokctl, "scale", "node", "--replicas", "2", "--name", "bench"], env)
         timed([kwokctl, "delete", "cluster", "--name", "bench"], env)
     row("platform restart + nodes Ready", restart + prepare, "kwokctl create cluster + 2 nodes", baseline)
@@ -85,7 +87,7 @@ def bench_platform() -> None:
 def bench_deploy() -> None:
     from kubernetes import client, config
 
-    api = config.new_client_from_config(config_file=str(platformctl.KUBECONFIG))
+    api = config.new_client_from_config(config_file=str(PLATFORM.kubeconfig))
     core = client.CoreV1Api(api)
     for ns in ("colors", "bench-baseline"):
         _delete_namespace(core, ns)
@@ -101,8 +103,8 @@ def bench_deploy() -> None:
     manifests = _rendered_manifests(api)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
         yaml.safe_dump_all(manifests, f)
-        kubectl = ["kubectl", "--kubeconfig", str(platformctl.KUBECONFIG), "-n", "bench-baseline"]
-        base_first = timed(["kubectl", "--kubeconfig", str(platformctl.KUBECONFIG), "create", "namespace",
+        kubectl = ["kubectl", "--kubeconfig", str(PLATFORM.kubeconfig), "-n", "bench-baseline"]
+        base_first = timed(["kubectl", "--kubeconfig", str(PLATFORM.kubeconfig), "create", "namespace",
                             "bench-baseline"]) + timed([*kubectl, "apply", "-f", f.name]) + timed(
             [*kubectl, "rollout", "status", "deployment/colors", "--timeout=5m"])
         base_noop = timed([*kubectl, "apply", "-f", f.name]) + timed(

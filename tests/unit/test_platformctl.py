@@ -1,32 +1,37 @@
-"""Unit tests of localplatform/platformctl.py: process bookkeeping, PKI, error messages."""
+"""Unit tests of the local platform (localplatform/colors_platform, the package behind platformctl.py): process
+bookkeeping, PKI, error messages. Each test gets a Config of its own, whose state folder is temporary."""
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import json
 import os
 import socket
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 import yaml
+from colors_platform import cli, components, config, node, pki, supervisor
+from colors_platform.errors import PlatformError
 from helpers import REPO
 
 
+def _config(tmp_path, **environ) -> config.Config:
+    return config.Config.load(environ={**os.environ, "COLORS_PLATFORM_STATE": str(tmp_path / "state"), **environ})
+
+
 @pytest.fixture
-def ctl(tmp_path, monkeypatch):
-    """A fresh platformctl module whose state folder is a temporary directory."""
-    monkeypatch.setenv("COLORS_PLATFORM_STATE", str(tmp_path / "state"))
-    spec = importlib.util.spec_from_file_location("platformctl", REPO / "localplatform" / "platformctl.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "platformctl", module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def ctl(tmp_path):
+    """The platform's parts and a Config whose state folder is a temporary directory."""
+    return SimpleNamespace(cfg=_config(tmp_path), cli=cli, components=components, node=node, pki=pki,
+                           supervisor=supervisor)
 
 
-def _component(ctl, command, port_key="probe", health=("http", "http://127.0.0.1:9/never")):
-    return ctl.Component("probe-component", [port_key], command, health, start_timeout=5)
+def _component(ctl, command, port=None, health=("http", "http://127.0.0.1:9/never")):
+    return supervisor.Component("probe-component", {"probe": port or _free_port()}, command, health,
+                                ctl.cfg.state, ctl.cfg.pki, start_timeout=5)
 
 
 def test_port_in_use_is_refused_naming_component_port_and_setting(ctl, monkeypatch):
@@ -34,40 +39,36 @@ def test_port_in_use_is_refused_naming_component_port_and_setting(ctl, monkeypat
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        monkeypatch.setitem(ctl.PORTS, "probe", port)
-        with pytest.raises(ctl.PlatformError) as err:
-            ctl.start(_component(ctl, [sys.executable, "-c", "pass"]))
+        with pytest.raises(PlatformError) as err:
+            supervisor.start(_component(ctl, [sys.executable, "-c", "pass"], port))
     message = str(err.value)
     assert f"port {port}" in message and "probe-component" in message and "platform.yml" in message
 
 
-def test_missing_binary_names_the_fix(ctl, monkeypatch):
-    monkeypatch.setitem(ctl.PORTS, "probe", _free_port())
-    with pytest.raises(ctl.PlatformError, match="missing; run `make toolchain`"):
-        ctl.start(_component(ctl, ["/nonexistent/kube-apiserver"]))
+def test_missing_binary_names_the_fix(ctl):
+    with pytest.raises(PlatformError, match="missing; run `make toolchain`"):
+        supervisor.start(_component(ctl, ["/nonexistent/kube-apiserver"]))
 
 
-def test_component_that_dies_while_starting_is_reported_with_its_log(ctl, monkeypatch):
-    monkeypatch.setitem(ctl.PORTS, "probe", _free_port())
+def test_component_that_dies_while_starting_is_reported_with_its_log(ctl):
     command = [sys.executable, "-c", "import sys; print('fatal: bad flag --foo'); sys.exit(3)"]
-    with pytest.raises(ctl.PlatformError) as err:
-        ctl.start(_component(ctl, command))
+    with pytest.raises(PlatformError) as err:
+        supervisor.start(_component(ctl, command))
     assert "exited with code 3" in str(err.value)
     assert "fatal: bad flag --foo" in str(err.value)
 
 
-def test_component_is_started_health_checked_and_stopped(ctl, monkeypatch):
+def test_component_is_started_health_checked_and_stopped(ctl):
     port = _free_port()
-    monkeypatch.setitem(ctl.PORTS, "probe", port)
     server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
-    comp = _component(ctl, server, health=("http", f"http://127.0.0.1:{port}/"))
-    assert ctl.start(comp) is True
+    comp = _component(ctl, server, port, health=("http", f"http://127.0.0.1:{port}/"))
+    assert supervisor.start(comp) is True
     pid = comp.running_pid()
     assert pid and comp.healthy()
-    assert ctl.start(comp) is False  # already running and healthy: nothing to do
-    assert ctl.stop(comp) is True
-    assert comp.running_pid() is None and ctl._start_time(pid) is None
-    assert ctl.stop(comp) is False
+    assert supervisor.start(comp) is False  # already running and healthy: nothing to do
+    assert supervisor.stop(comp) is True
+    assert comp.running_pid() is None and supervisor.start_time(pid) is None
+    assert supervisor.stop(comp) is False
 
 
 def test_a_pid_file_of_another_process_is_never_trusted(ctl):
@@ -75,7 +76,7 @@ def test_a_pid_file_of_another_process_is_never_trusted(ctl):
     comp.pidfile.parent.mkdir(parents=True)
     comp.pidfile.write_text(f"{os.getpid()} 1\n")  # our pid, but not our start time
     assert comp.running_pid() is None
-    comp.pidfile.write_text(f"{os.getpid()} {ctl._start_time(os.getpid())}\n")
+    comp.pidfile.write_text(f"{os.getpid()} {supervisor.start_time(os.getpid())}\n")
     assert comp.running_pid() == os.getpid()
 
 
@@ -83,10 +84,10 @@ def test_pki_issues_the_identities_the_cluster_needs(ctl):
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
-    ctl.ensure_pki()
+    pki.ensure_pki(ctl.cfg)
 
     def cert(name):
-        return x509.load_pem_x509_certificate((ctl.PKI / f"{name}.crt").read_bytes())
+        return x509.load_pem_x509_certificate((ctl.cfg.pki / f"{name}.crt").read_bytes())
 
     admin = cert("admin")
     assert admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
@@ -94,31 +95,31 @@ def test_pki_issues_the_identities_the_cluster_needs(ctl):
     assert "kubernetes.default.svc" in sans.get_values_for_type(x509.DNSName)
     assert "127.0.0.1" in {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
     assert cert("kube-scheduler").subject.rfc4514_string() == "CN=system:kube-scheduler"
-    assert oct(ctl.PKI.joinpath("ca.key").stat().st_mode & 0o777) == "0o600"
+    assert oct(ctl.cfg.pki.joinpath("ca.key").stat().st_mode & 0o777) == "0o600"
 
-    kubeconfig = yaml.safe_load(ctl.KUBECONFIG.read_text())
+    kubeconfig = yaml.safe_load(ctl.cfg.kubeconfig.read_text())
     assert kubeconfig["current-context"] == "colors-local"
-    assert kubeconfig["clusters"][0]["cluster"]["server"].endswith(f":{ctl.PORTS['kube_apiserver']}")
+    assert kubeconfig["clusters"][0]["cluster"]["server"].endswith(f":{ctl.cfg.ports['kube_apiserver']}")
     # The local Prometheus: its own user, in the group the API server's /metrics is open to (system:monitoring).
     assert cert("prometheus").subject.rfc4514_string() == "CN=colors-local-prometheus,O=system:monitoring"
-    assert yaml.safe_load((ctl.PKI / "prometheus.kubeconfig").read_text())["users"][0]["name"] == "prometheus"
+    assert yaml.safe_load((ctl.cfg.pki / "prometheus.kubeconfig").read_text())["users"][0]["name"] == "prometheus"
 
 
 def test_terraformrc_points_at_the_provider_mirror(ctl, tmp_path, monkeypatch):
     mirror = tmp_path / "mirror"
-    (mirror / ctl.TF_AWS / "5.100.0").mkdir(parents=True)
-    monkeypatch.setattr(ctl, "TF_MIRROR_CANDIDATES", [str(mirror)])
-    result = ctl.cmd_terraformrc(None)
-    text = (ctl.STATE / "terraform.rc").read_text()
+    (mirror / cli.TF_AWS / "5.100.0").mkdir(parents=True)
+    monkeypatch.setattr(cli, "tf_mirror_candidates", lambda cfg: [str(mirror)])
+    result = cli.cmd_terraformrc(ctl.cfg, None)
+    text = (ctl.cfg.state / "terraform.rc").read_text()
     assert f'path    = "{mirror}"' in text and "direct {" in text
     assert result["aws_provider_versions"] == ["5.100.0"] and result["changed"] is True
-    assert ctl.cmd_terraformrc(None)["changed"] is False
+    assert cli.cmd_terraformrc(ctl.cfg, None)["changed"] is False
 
 
 def test_terraformrc_without_mirror_says_where_it_looked(ctl, tmp_path, monkeypatch):
-    monkeypatch.setattr(ctl, "TF_MIRROR_CANDIDATES", [str(tmp_path / "nowhere")])
-    with pytest.raises(ctl.PlatformError, match="no filesystem mirror"):
-        ctl.cmd_terraformrc(None)
+    monkeypatch.setattr(cli, "tf_mirror_candidates", lambda cfg: [str(tmp_path / "nowhere")])
+    with pytest.raises(PlatformError, match="no filesystem mirror"):
+        cli.cmd_terraformrc(ctl.cfg, None)
 
 
 def _free_port() -> int:
@@ -127,20 +128,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_component_that_died_is_named_and_started_again(ctl, monkeypatch, capsys):
+def test_a_component_that_died_is_named_and_started_again(ctl, capsys):
     port = _free_port()
-    monkeypatch.setitem(ctl.PORTS, "probe", port)
     server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
-    comp = _component(ctl, server, health=("http", f"http://127.0.0.1:{port}/"))
-    assert ctl.start(comp) is True
+    comp = _component(ctl, server, port, health=("http", f"http://127.0.0.1:{port}/"))
+    assert supervisor.start(comp) is True
     os.killpg(comp.running_pid(), 9)
     deadline = time.monotonic() + 5
     while comp.running_pid() and time.monotonic() < deadline:
         time.sleep(0.05)
     capsys.readouterr()
-    assert ctl.start(comp) is True
+    assert supervisor.start(comp) is True
     assert "probe-component died since it was started" in capsys.readouterr().err
-    assert ctl.stop(comp) is True
+    assert supervisor.stop(comp) is True
 
 
 def test_platform_ports_are_outside_the_ephemeral_source_port_range():
@@ -148,7 +148,6 @@ def test_platform_ports_are_outside_the_ephemeral_source_port_range():
     from pathlib import Path
 
     import yaml
-    from helpers import REPO
 
     ports = yaml.safe_load((REPO / "localplatform" / "platform.yml").read_text())["ports"]
     low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
@@ -160,50 +159,52 @@ def test_identities_missing_from_an_older_platform_are_issued_by_the_same_ca(ctl
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
-    ctl.ensure_pki()
-    ca = (ctl.PKI / "ca.crt").read_bytes()
-    apiserver = (ctl.PKI / "apiserver.crt").read_bytes()
-    (ctl.PKI / "kubelet.crt").unlink()  # as on a platform started before the worker node existed
-    ctl.ensure_pki()
-    assert (ctl.PKI / "ca.crt").read_bytes() == ca and (ctl.PKI / "apiserver.crt").read_bytes() == apiserver
-    kubelet = x509.load_pem_x509_certificate((ctl.PKI / "kubelet.crt").read_bytes())
-    name = ctl.CONFIG["worker_node"]["name"]
+    pki.ensure_pki(ctl.cfg)
+    folder = ctl.cfg.pki
+    ca = (folder / "ca.crt").read_bytes()
+    apiserver = (folder / "apiserver.crt").read_bytes()
+    (folder / "kubelet.crt").unlink()  # as on a platform started before the worker node existed
+    pki.ensure_pki(ctl.cfg)
+    assert (folder / "ca.crt").read_bytes() == ca and (folder / "apiserver.crt").read_bytes() == apiserver
+    kubelet = x509.load_pem_x509_certificate((folder / "kubelet.crt").read_bytes())
+    name = ctl.cfg.node["name"]
     # The Node authorizer's identity of a kubelet: system:node:<name> in group system:nodes.
     assert kubelet.subject.rfc4514_string() == f"CN=system:node:{name},O=system:nodes"
     assert kubelet.issuer == x509.load_pem_x509_certificate(ca).subject
-    proxy = x509.load_pem_x509_certificate((ctl.PKI / "kube-proxy.crt").read_bytes())
+    proxy = x509.load_pem_x509_certificate((folder / "kube-proxy.crt").read_bytes())
     assert proxy.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "system:kube-proxy"
-    assert yaml.safe_load((ctl.PKI / "kubelet.kubeconfig").read_text())["users"][0]["name"] == "kubelet"
+    assert yaml.safe_load((folder / "kubelet.kubeconfig").read_text())["users"][0]["name"] == "kubelet"
 
 
-def test_a_host_that_cannot_run_the_worker_node_is_told_why(ctl, monkeypatch):
-    monkeypatch.setattr(ctl.os, "geteuid", lambda: 1000)
-    monkeypatch.setitem(ctl.NODE_PROGRAMS, "/nonexistent/containerd", "containerd")
-    reasons = ctl.node_blockers()
+def test_a_host_that_cannot_run_the_worker_node_is_told_why(ctl, monkeypatch, tmp_path):
+    monkeypatch.setattr(node.os, "geteuid", lambda: 1000)
+    monkeypatch.setitem(node.NODE_PROGRAMS, "/nonexistent/containerd", "containerd")
+    reasons = node.node_blockers(ctl.cfg)
     assert any("needs root" in r for r in reasons)
     assert any("/nonexistent/containerd (Debian package containerd)" in r and "make toolchain" in r for r in reasons)
-    monkeypatch.setenv("COLORS_WORKER_NODE", "off")
-    assert ctl.node_blockers() == ["COLORS_WORKER_NODE=off asks for the kwok-only platform"]
-    assert ctl.node_info()["enabled"] is False
-    assert [c.name for c in ctl.components()][-1] == "dockerd"  # kwok-only: no node components
-    assert [c.name for c in ctl.components(with_node=True)][-3:] == ["containerd-node", "kubelet", "kube-proxy"]
+    off = _config(tmp_path, COLORS_WORKER_NODE="off")
+    assert node.node_blockers(off) == ["COLORS_WORKER_NODE=off asks for the kwok-only platform"]
+    assert node.node_info(off)["enabled"] is False
+    assert [c.name for c in components.components(off)][-1] == "dockerd"  # kwok-only: no node components
+    assert [c.name for c in components.components(off, with_node=True)][-3:] == [
+        "containerd-node", "kubelet", "kube-proxy"]
 
 
 def test_the_worker_node_configuration_fits_this_kind_of_host(ctl):
-    ctl.ensure_node_config()
-    node = ctl.CONFIG["worker_node"]
-    kubelet = yaml.safe_load((ctl.NODE_DIR / "kubelet.yaml").read_text())
+    node.ensure_node_config(ctl.cfg)
+    worker, folder = ctl.cfg.node, ctl.cfg.node_dir
+    kubelet = yaml.safe_load((folder / "kubelet.yaml").read_text())
     assert kubelet["failCgroupV1"] is False and kubelet["cgroupDriver"] == "cgroupfs"  # the cgroup v1 hybrid
-    assert kubelet["registerWithTaints"] == node["taints"] and kubelet["address"] == ctl.host_ip()
+    assert kubelet["registerWithTaints"] == worker["taints"] and kubelet["address"] == pki.host_ip()
     assert kubelet["authentication"]["anonymous"]["enabled"] is False and kubelet["authorization"]["mode"] == "Webhook"
-    assert kubelet["containerRuntimeEndpoint"] == f"unix://{node['runtime_socket']}"
-    containerd = (ctl.NODE_DIR / "containerd.toml").read_text()
+    assert kubelet["containerRuntimeEndpoint"] == f"unix://{worker['runtime_socket']}"
+    containerd = (folder / "containerd.toml").read_text()
     assert "restrict_oom_score_adj = true" in containerd  # no CAP_SYS_RESOURCE for root in a container
-    assert f'sandbox_image = "{ctl.PAUSE_IMAGE}"' in containerd and "SystemdCgroup = false" in containerd
-    network = json.loads((ctl.NODE_DIR / "cni" / "10-colors.conflist").read_text())
-    assert network["plugins"][0]["ipam"]["ranges"] == [[{"subnet": node["pod_cidr"]}]]
-    proxy = yaml.safe_load((ctl.NODE_DIR / "kube-proxy.yaml").read_text())
-    assert proxy["mode"] == "nftables" and proxy["clusterCIDR"] == node["pod_cidr"]
+    assert f'sandbox_image = "{ctl.cfg.pause_image}"' in containerd and "SystemdCgroup = false" in containerd
+    network = json.loads((folder / "cni" / "10-colors.conflist").read_text())
+    assert network["plugins"][0]["ipam"]["ranges"] == [[{"subnet": worker["pod_cidr"]}]]
+    proxy = yaml.safe_load((folder / "kube-proxy.yaml").read_text())
+    assert proxy["mode"] == "nftables" and proxy["clusterCIDR"] == worker["pod_cidr"]
 
 
 def test_the_sandbox_image_archive_is_what_ctr_imports(ctl):
@@ -211,7 +212,7 @@ def test_the_sandbox_image_archive_is_what_ctr_imports(ctl):
     import io
     import tarfile
 
-    archive = ctl._docker_archive("localhost/pause:3.10", {"pause": (b"\x7fELF...", 0o755)}, ["/pause"])
+    archive = node._docker_archive("localhost/pause:3.10", {"pause": (b"\x7fELF...", 0o755)}, ["/pause"])
     with tarfile.open(fileobj=io.BytesIO(archive)) as outer:
         manifest = json.load(outer.extractfile("manifest.json"))
         [entry] = manifest
@@ -226,7 +227,7 @@ def test_the_sandbox_image_archive_is_what_ctr_imports(ctl):
 
 
 def test_loading_images_without_a_running_node_says_so_and_loads_nothing(ctl):
-    result = ctl.load_images(["localhost/colors:0.1.0"])
+    result = node.load_images(ctl.cfg, ["localhost/colors:0.1.0"])
     assert result["changed"] is False and result["loaded"] == []
     assert "worker node is not running" in result["reason"]
 
@@ -235,12 +236,12 @@ def test_the_node_cleanup_runs_only_after_a_node_that_ran_and_never_needs_its_to
     calls = []
     comp = _component(ctl, ["true"])
     comp.after_stop = lambda: calls.append("cleaned")
-    assert ctl.stop(comp) is False and calls == []  # never started here (a kwok-only host): nothing to undo
+    assert supervisor.stop(comp) is False and calls == []  # never started here (a kwok-only host): nothing to undo
     # Aimed at a node of its own (never the machine's: its shims, mounts, tables and bridge are left alone).
-    monkeypatch.setattr(ctl, "NODE_SOCKET", str(tmp_path / "node.sock"))
-    monkeypatch.setattr(ctl, "NODE_RUN", tmp_path / "run")
+    own = dataclasses.replace(ctl.cfg, data={**ctl.cfg.data, "worker_node": {
+        **ctl.cfg.node, "runtime_socket": str(tmp_path / "run" / "node.sock"), "bridge": "colors-test0"}})
     monkeypatch.setenv("PATH", "/nonexistent")  # no nft, ip or umount
-    ctl._clean_node_host_state()  # a host without the node's tools: best effort, no error
+    node._clean_node_host_state(own)  # a host without the node's tools: best effort, no error
 
 
 def test_the_prometheus_configuration_keeps_the_scrape_jobs_of_what_is_deployed(ctl):
@@ -248,8 +249,8 @@ def test_the_prometheus_configuration_keeps_the_scrape_jobs_of_what_is_deployed(
     the very text Ansible's to_nice_json writes (neither writer sees a change the other made as a change)."""
     from ansible.plugins.filter.core import to_nice_json
 
-    ctl.ensure_prometheus_config()
-    path = ctl.PROMETHEUS_CONFIG
+    components.ensure_prometheus_config(ctl.cfg)
+    path = ctl.cfg.prometheus_config
     config = yaml.safe_load(path.read_text())
     assert [j["job_name"] for j in config["scrape_configs"]] == [
         "prometheus", "apiserver", "node-exporter", "registered", "pushgateway", "probes"]
@@ -257,5 +258,5 @@ def test_the_prometheus_configuration_keeps_the_scrape_jobs_of_what_is_deployed(
     deployed = {"job_name": "podMonitor/monitoring/colors/0", "kubernetes_sd_configs": [{"role": "pod"}]}
     config["scrape_configs"].append(deployed)
     path.write_text(to_nice_json(config, indent=4) + "\n")
-    ctl.ensure_prometheus_config()
+    components.ensure_prometheus_config(ctl.cfg)
     assert yaml.safe_load(path.read_text())["scrape_configs"][-1] == deployed
