@@ -21,6 +21,7 @@ from helpers import (
     STATE,
     ansible_playbook,
     free_port,
+    prometheus_query,
     recap,
     received_alerts,
     wait_for,
@@ -35,10 +36,6 @@ ALERTMANAGER = f"http://127.0.0.1:{PORTS['alertmanager']}"
 def _get(url: str):
     with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
         return json.load(response)
-
-
-def _query(expr: str) -> list:
-    return _get(f"{PROMETHEUS}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")["data"]["result"]
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +55,8 @@ def app(monitoring):
         target.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"job": "colors"}}]))
         probe.write_text(json.dumps([{"targets": [url], "labels": {"job": "colors-probe"}}]))
         wait_for("Prometheus to scrape and probe the container",
-              lambda: _query(f'probe_success{{instance="{url}"}} == 1')
-              and _query(f'up{{job="colors",instance="127.0.0.1:{port}"}} == 1'))
+              lambda: prometheus_query(f'probe_success{{instance="{url}"}} == 1')
+              and prometheus_query(f'up{{job="colors",instance="127.0.0.1:{port}"}} == 1'))
         yield name, url
     finally:
         target.unlink(missing_ok=True)
@@ -104,7 +101,7 @@ def test_an_outage_pages_and_its_recovery_resolves(app):
     resolved = wait_for("the resolved notification", lambda: received_alerts(frozen, "page", "resolved", **down),
                         timeout=120)
     assert resolved[0]["endsAt"] > resolved[0]["startsAt"]
-    assert _query(f'probe_success{{instance="{url}"}} == 1')
+    assert prometheus_query(f'probe_success{{instance="{url}"}} == 1')
 
 
 def test_a_silenced_outage_does_not_page(app):
@@ -158,6 +155,6 @@ def test_each_recorded_release_becomes_a_marker_next_to_the_metrics(monitoring):
     # What the dashboards' "Releases" annotation queries: the marker appears beside the metrics.
     annotation = json.loads((REPO / "roles" / "monitoring" / "files" / "dashboards" / "colors-service.json")
                             .read_text())["annotations"]["list"][0]["expr"]
-    found = wait_for("the marker in Prometheus", lambda: [r for r in _query(annotation)
+    found = wait_for("the marker in Prometheus", lambda: [r for r in prometheus_query(annotation)
                                                           if r["metric"].get("version") == version])
     assert found[0]["metric"]["strategy"] == "rolling" and found[0]["metric"]["ledger_id"]

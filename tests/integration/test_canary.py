@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.parse
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import ON_SIMULATED_NODES, PLATFORM, STATE, ansible_playbook
+from helpers import ON_SIMULATED_NODES, PLATFORM, STATE, ansible_playbook, prometheus_query
 
 pytestmark = pytest.mark.platform
 NS = "canary"
@@ -63,9 +61,7 @@ class Exporter:
         self.error_share = share
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            query = urllib.parse.urlencode({"query": ERROR_RATIO})
-            with urllib.request.urlopen(f"{PROMETHEUS}/api/v1/query?{query}", timeout=5) as resp:  # noqa: S310
-                result = json.loads(resp.read())["data"]["result"]
+            result = prometheus_query(ERROR_RATIO)
             if result and abs(float(result[0]["value"][1]) - share) < 0.01:
                 return float(result[0]["value"][1])
             time.sleep(1)
