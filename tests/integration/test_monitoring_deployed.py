@@ -97,6 +97,12 @@ def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, 
     finally:
         rolled = ansible_playbook("rollback.yml", "-i", "inventories/local")
         assert rolled.returncode == 0, rolled.stdout[-3000:]
+    # The drill's pods terminate after the rollback returns, and kube-proxy drops them from the NodePort a moment
+    # later: until then some requests still reach them. Healthy traffic starts once they are gone.
+    wait_for("the drill's pods, terminating ones too, to be gone", lambda: not k8s[0].list_namespaced_pod(
+        NS, label_selector=f"app.kubernetes.io/name=colors,app.kubernetes.io/version={version}").items, timeout=90)
+    wait_for("20 answers 200 in a row from the NodePort",
+             lambda: all(get(dashboard(worker_node)) == 200 for _ in range(20)), timeout=60)
     # Healthy traffic until the 5-minute error ratio is under both thresholds again (100 errors: > 7,000 requests).
     hey = subprocess.run(["hey", "-n", "12000", "-c", "8", dashboard(worker_node)], capture_output=True, text=True,
                          timeout=300, check=True)
