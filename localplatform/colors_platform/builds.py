@@ -75,6 +75,13 @@ def builds(cfg: Config) -> list[GoBuild]:
         # An OCI registry: the local stand-in for ECR when `make publish` is tested (no registry is reachable here).
         GoBuild("registry", v["registry"], {"registry": "github.com/distribution/distribution/v3/cmd/registry"},
                 cache),
+        # The GitHub Actions engine that runs the workflow files here, in the runner image (tests/integration).
+        GoBuild("act", v["act"], {"act": "github.com/nektos/act"}, cache),
+        # kubernetes.core.helm's binary, for the runner image and the execution environment (as GitHub's runners
+        # have it preinstalled, and the EE build adds it).
+        GoBuild("helm", v["helm"], {"helm": "helm.sh/helm/v3/cmd/helm"}, cache,
+                f"-X helm.sh/helm/v3/internal/version.version=v{v['helm']}"
+                f" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"),
     ]
 
 

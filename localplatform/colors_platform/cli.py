@@ -82,6 +82,17 @@ def cmd_up(cfg: Config, args: argparse.Namespace) -> dict:
             "seconds": round(time.monotonic() - t0, 2), "worker_node": node, **endpoints(cfg)}
 
 
+def cmd_engine(cfg: Config, args: argparse.Namespace) -> dict:
+    """Only the Docker engine (building and pushing the image needs nothing else); an engine that already answers,
+    such as a GitHub runner's, is used as it is."""
+    cfg.state.mkdir(parents=True, exist_ok=True)
+    engine = next(c for c in components(cfg, with_node=False) if c.name == "dockerd")
+    started = start(engine)
+    if started:
+        log(f"dockerd started (pid {engine.running_pid()}, log {engine.logfile})")
+    return {"changed": started, "started": ["dockerd"] if started else []}
+
+
 def cmd_down(cfg: Config, args: argparse.Namespace) -> dict:
     # The worker node's components too, even when this host now says it cannot run them (they may still run).
     stopped = [c.name for c in reversed(components(cfg, with_node=True)) if stop(c)]
@@ -145,6 +156,7 @@ def main(argv: list[str] | None = None, cfg: Config | None = None) -> int:
     parser = argparse.ArgumentParser(prog="platformctl.py", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="build what is missing, then start every component (idempotent)")
+    sub.add_parser("engine", help="start only the Docker engine, unless one answers already")
     down = sub.add_parser("down", help="stop the components this checkout started")
     down.add_argument("--purge", action="store_true", help="also delete .platform/ (PKI, etcd data, logs)")
     sub.add_parser("status", help="report each component; exit 1 when any is down")
@@ -162,7 +174,7 @@ def main(argv: list[str] | None = None, cfg: Config | None = None) -> int:
             print(f"export KUBECONFIG={ep['kubeconfig']}\nexport AWS_ENDPOINT_URL={ep['aws_endpoint_url']}\n"
                   f"export AWS_DEFAULT_REGION={ep['aws_region']}")
             return 0
-        result = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "build": cmd_build,
+        result = {"up": cmd_up, "engine": cmd_engine, "down": cmd_down, "status": cmd_status, "build": cmd_build,
                   "terraformrc": cmd_terraformrc,
                   "load-images": lambda c, a: load_images(c, a.refs)}[args.command](cfg, args)
     except PlatformError as exc:

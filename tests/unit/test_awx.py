@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, STATE, ansible_playbook, run
+from helpers import PLATFORM, REPO, STATE, ansible_playbook, run
 
 CONFIG = yaml.safe_load((REPO / "awx" / "controller.yml").read_text())
 INCLUDE = ("ansible.builtin.include_role", "ansible.builtin.import_role", "include_role", "import_role")
@@ -170,13 +170,17 @@ EE = yaml.safe_load((REPO / "execution-environment.yml").read_text())
 
 
 def _pin(requirements: str, name: str) -> str:
-    return re.search(rf"^{re.escape(name)}==(\S+)$", requirements, flags=re.M).group(1)
+    return re.search(rf"^{re.escape(name)}==(\S+)", requirements, flags=re.M).group(1)
+
+
+def _names(requirements: str) -> set[str]:
+    return set(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^]]*\])?==", requirements, flags=re.M))
 
 
 def test_the_execution_environment_uses_the_projects_pins():
     deps = EE["dependencies"]
-    requirements = (REPO / "requirements.txt").read_text()
-    assert deps["python"] == "requirements.txt" and deps["galaxy"] == "collections/requirements.yml"
+    requirements = (REPO / "requirements" / "runtime.txt").read_text()
+    assert deps["python"] == "requirements/runtime.txt" and deps["galaxy"] == "collections/requirements.yml"
     assert deps["ansible_core"]["package_pip"] == f"ansible-core=={_pin(requirements, 'ansible-core')}"
     assert re.fullmatch(r"ansible-runner==\d+\.\d+\.\d+", deps["ansible_runner"]["package_pip"])
     assert (REPO / deps["system"]).is_file()
@@ -192,6 +196,12 @@ def test_the_execution_environment_carries_the_terraform_the_project_is_tested_w
     assert ee_version == local
 
 
+def test_the_execution_environment_carries_the_helm_of_the_runner_image():
+    steps = "\n".join(EE["additional_build_steps"]["append_final"])
+    assert re.search(r"ARG HELM_VERSION=(\S+)", steps).group(1) == PLATFORM["versions"]["helm"]
+    assert "helm.tgz.sha256sum | sha256sum -c -" in steps and "/usr/local/bin/helm" in steps
+
+
 def test_ansible_builder_renders_the_build_context(tmp_path):
     builder = STATE / "bin" / "ansible-builder"
     assert builder.exists(), "ansible-builder is not installed (`make toolchain`): this check did not run"
@@ -199,11 +209,17 @@ def test_ansible_builder_renders_the_build_context(tmp_path):
                   "--output-filename", "Containerfile"])
     assert result.returncode == 0, result.stdout + result.stderr
     build = tmp_path / "ctx" / "_build"
-    assert (build / "requirements.txt").read_text() == (REPO / "requirements.txt").read_text()
+    # The runtime lock goes in, hashes and all; nothing of the development set does.
+    runtime = (REPO / "requirements" / "runtime.txt").read_text()
+    assert (build / "requirements.txt").read_text() == runtime
+    assert "--hash=sha256:" in runtime and {"ansible", "ansible-core", "kubernetes", "boto3"} <= _names(runtime)
+    dev_only = _names((REPO / "requirements" / "dev.txt").read_text()) - _names(runtime)
+    assert {"molecule", "moto", "pytest", "ansible-lint", "playwright", "ruff"} <= dev_only
     assert (build / "requirements.yml").read_text() == (REPO / "collections" / "requirements.yml").read_text()
     containerfile = (tmp_path / "ctx" / "Containerfile").read_text()
     assert 'ARG EE_BASE_IMAGE="quay.io/centos/centos:stream9"' in containerfile
     assert "sha256sum -c" in containerfile
+    assert "get.helm.sh/helm-v${HELM_VERSION}-linux-amd64.tar.gz" in containerfile
 
 
 @pytest.mark.parametrize("template", CONFIG["colors_awx_job_templates"], ids=lambda t: t["key"])

@@ -107,7 +107,7 @@ def how_exercised(target: str) -> str | None:
     if re.search(rf'"make",[^\n]*"{re.escape(target)}"', TESTS_TEXT):
         return "a test runs `make " + target + "`"
     recipe = TARGETS[target][1]
-    for playbook in re.findall(r"ansible-playbook (\S+\.yml)", recipe):
+    for playbook in re.findall(r"(?:ansible-playbook|\$\(OPS_PLAYBOOK\)) (\S+\.yml)", recipe):
         if f'"{playbook}"' in TESTS_TEXT or f'"{Path(playbook).name}"' in TESTS_TEXT:
             return f"tests run {playbook}"
     for script in re.findall(r"python (\S+\.py)", recipe):

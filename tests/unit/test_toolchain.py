@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,96 @@ def test_every_playbook_parses_from_another_working_directory(tmp_path, where):
                           cwd=cwd, env=tool_env(), capture_output=True, text=True, check=False)
     assert host.returncode == 0, host.stderr[-2000:]
     assert json.loads(host.stdout)["vault_monitoring_receivers"]["page"].startswith("http")
+
+
+# --- the two Python locks --------------------------------------------------------------------------------------
+
+LOCKS = REPO / "requirements"
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^]]*\])?==(\S+)", re.M)
+
+
+def _pins(text: str) -> dict[str, str]:
+    return {name.lower().replace("_", "-"): version for name, version in PIN.findall(text)}
+
+
+@pytest.mark.parametrize("lock", ["runtime.txt", "dev.txt"])
+def test_each_lock_pins_every_package_with_its_hashes(lock):
+    entries = re.split(r"\n(?=[A-Za-z0-9])", (LOCKS / lock).read_text().split("\n", 2)[2])
+    entries = [e for e in entries if PIN.match(e)]
+    assert len(entries) > 20
+    unhashed = [e.split()[0] for e in entries if "--hash=sha256:" not in e]
+    assert not unhashed, f"{lock} pins without a hash: {unhashed}"
+
+
+def test_the_dev_lock_holds_the_runtime_lock_at_the_same_versions():
+    runtime, dev = _pins((LOCKS / "runtime.txt").read_text()), _pins((LOCKS / "dev.txt").read_text())
+    assert {k: dev.get(k) for k in runtime} == runtime
+    # The operations toolchain carries none of the development set.
+    assert not {"molecule", "moto", "pytest", "ansible-lint", "playwright", "ruff", "uv"} & set(runtime)
+
+
+def test_the_apps_pins_live_only_in_its_pyproject_and_the_dev_lock_follows_them():
+    app = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["dependencies"]
+    dev = _pins((LOCKS / "dev.txt").read_text())
+    for requirement in app:
+        name, version = re.fullmatch(r"([a-z0-9-]+)(?:\[[^]]*\])?==(\S+)", requirement).groups()
+        assert dev[name] == version, f"dev.txt pins {name} {dev.get(name)}, app/pyproject.toml {version}"
+        for source in ("runtime.in", "dev.in"):
+            assert not re.search(rf"^{name}\b", (LOCKS / source).read_text(), re.M), (
+                f"{name} is pinned in requirements/{source} as well as in app/pyproject.toml")
+
+
+@pytest.mark.parametrize(("lock", "sources"), [("runtime.txt", ["requirements/runtime.in"]),
+                                               ("dev.txt", ["requirements/dev.in", "app/pyproject.toml"])])
+def test_each_lock_is_what_its_sources_resolve_to(lock, sources, tmp_path):
+    """No pin that nothing needs, none missing: the lock is what `make lock` would write today."""
+    uv = Path(sys.executable).parent / "uv"
+    assert uv.exists(), "uv is not installed in the development environment: this check did not run"
+    fresh = tmp_path / lock
+    # Resolve within the committed pins (as `make lock` does on the same day): a newer release on the index is
+    # not drift.
+    result = subprocess.run([str(uv), "pip", "compile", "-q", "--generate-hashes", "--python-version", "3.11",
+                             "--native-tls", *sources, "-c", str(LOCKS / lock), "-o", str(fresh)], cwd=REPO,
+                            env=tool_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _pins(fresh.read_text()) == _pins((LOCKS / lock).read_text())
+
+
+# --- the boundary between the two toolchains ---------------------------------------------------------------------
+
+def make_plan(*args: str) -> str:
+    """Every command `make` would run for the targets, up to date or not (make -n -B)."""
+    result = subprocess.run(["make", "--no-print-directory", "-n", "-B", *args], cwd=REPO, env=tool_env(),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+DEVELOPMENT = {"apt-get": "Debian packages", "platformctl.py build": "the Go builds",
+               "platformctl.py up": "the local platform", "playbooks/platform.yml": "the local platform",
+               "requirements/dev.txt": "the development Python set", "tools/install.py": "the scanners"}
+
+
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+@pytest.mark.parametrize("target", ["deploy", "rollback", "rotate-secrets", "kubeconfig", "monitoring", "infra"])
+def test_operations_targets_of_staging_and_prod_need_only_the_operations_toolchain(target, environment):
+    plan = make_plan(target, f"ENV={environment}")
+    assert "pip install -q --require-hashes --no-deps -r requirements/runtime.txt" in plan
+    assert re.search(r"/ops-[0-9a-f]{12}/bin/ansible-playbook", plan), plan
+    needed = [why for needle, why in DEVELOPMENT.items() if needle in plan]
+    assert not needed, f"make {target} ENV={environment} would install {needed}:\n{plan}"
+
+
+def test_the_local_environment_runs_operations_from_the_development_toolchain():
+    plan = make_plan("rollback")
+    assert "requirements/dev.txt" in plan and "platformctl.py build" in plan
+    assert re.search(r"/venv-[0-9a-f]{12}/bin/ansible-playbook", plan), plan
+
+
+@pytest.mark.parametrize("target", ["image", "publish"])
+def test_building_and_pushing_the_image_needs_no_local_platform(target):
+    plan = make_plan(target, "REGISTRY=registry.example:5000")
+    assert "platformctl.py engine" in plan and "app/build_image.py" in plan
+    assert "platformctl.py up" not in plan and "playbooks/platform.yml" not in plan
+    # Of the Debian packages, only mmdebstrap (it builds the base image); a runner has its own Docker engine.
+    assert "for p in mmdebstrap; do" in plan and "containerd" not in plan and "docker.io" not in plan
