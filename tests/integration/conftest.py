@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from helpers import ansible_playbook, run
@@ -29,3 +31,23 @@ def released(k8s):
     result = ansible_playbook("deploy.yml", "-i", "inventories/local")
     assert result.returncode == 0, result.stdout[-3000:]
     return result
+
+
+@pytest.fixture
+def webhook():
+    """A chat webhook receiver on loopback: its URL (a secret path) and the messages it received."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks/colors-secret-path", received
+    server.shutdown()

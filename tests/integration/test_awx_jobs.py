@@ -9,11 +9,8 @@ staging and prod differ only by their inventory. Run in the order of the AWX wor
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import ansible_runner
@@ -46,25 +43,6 @@ def other_version() -> str:
     loaded = run(["python", "localplatform/platformctl.py", "load-images", f"localhost/colors:{OTHER}"])
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     return OTHER
-
-
-@pytest.fixture(scope="module")
-def webhook():
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/awx", received
-    server.shutdown()
 
 
 def survey_answers(template: dict, answers: dict) -> dict:

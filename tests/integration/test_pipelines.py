@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import yaml
@@ -184,25 +182,6 @@ def test_make_kubeconfig_on_the_local_environment_changes_nothing():
 
 
 # --- playbooks/notify.yml (the AWX workflow's last step) ------------------------------------------------------
-
-@pytest.fixture
-def webhook():
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/colors-secret-path", received
-    server.shutdown()
-
 
 def test_notify_posts_the_outcome_to_the_webhook(webhook):
     url, received = webhook
