@@ -63,6 +63,7 @@ class RollingRelease:
 
         entry = ledger_entry(self.p["actor"], result["image"], "rolling", result["previous_image"],
                              self.p["version"], previous_version=self.p.get("previous_version"))
+        self.watcher.report(f"rolling {self.name} to {result['image']} (revision of {self.p['version']})")
         verdict = self.watcher.judge(routed=bool(self.p.get("service")))
         result["verdict"] = verdict.as_dict()
         result["revision"] = verdict.detail.get("revision")
@@ -83,6 +84,7 @@ class RollingRelease:
             reason = "automatic rollback is off" if not self.p["auto_rollback"] else "there is no earlier release"
             raise ReleaseFailed(f"{failure} Nothing was restored: {reason}.", {**result, "ledger_entry": entry})
 
+        self.watcher.report(f"gate {verdict.gate} failed: rolling back to revision {revision_of(previous_rs)}")
         restored = self.restore(previous_rs)
         entry.update(finished=utcnow(), verdict="rolled_back", rollback_target=restored)
         self._record(entry, record)
@@ -245,6 +247,7 @@ class BlueGreenRelease:
         body = colored(self.p["deployment"], target)
         self.api.apply("Deployment", body)  # full size again, also when an earlier failure scaled it to zero
         watcher = self.watcher(target)
+        watcher.report(f"{target} takes {result['image']} at full size; traffic stays on {active or 'nothing'}")
         verdict = watcher.judge()
         entry["verdict_seconds"] = verdict.detail.get("seconds")
         result["verdict"] = verdict.as_dict()
@@ -260,6 +263,7 @@ class BlueGreenRelease:
         switch_start = self.clock()
         self.api.apply("Service", routed(self.p["service"], target))
         result["switch_seconds"] = round(self.clock() - switch_start, 3)
+        watcher.report(f"the Service now routes to {target}")
         entry.update(finished=utcnow(), verdict="succeeded", revision=verdict.detail.get("revision"))
         self.api.record(self.namespace, self.name, entry)
         return {**result, "changed": True, "active_color": target, "previous_color": active, "ledger_entry": entry}
@@ -337,11 +341,13 @@ class CanaryRelease:
             self.api.apply("Deployment", canary)
             self.api.scale(self.namespace, self.name, step["stable"])
             watcher = RolloutWatcher(self.api, self.namespace, canary, self.p, clock=self.clock, sleep=self.sleep)
+            watcher.report(f"canary step {step['percent']}%: {step['canary']} canary, {step['stable']} stable")
             verdict = watcher.judge(pause=self.p.get("canary_pause", 0))
             result["steps"].append({**step, "state": verdict.state})
             if verdict.state != "healthy":
                 self._abort(result, entry, step, verdict, total)
         self.api.scale(self.namespace, self.name, total)
+        self.stable.watcher.report(f"every canary step passed: promoting {result['image']} to {self.name}")
         try:
             promoted = self.stable.run(record=False)  # the stable Deployment takes the new template (rolling, gated)
         except ReleaseFailed as exc:  # the full rollout failed a gate: the stable engine rolled it back

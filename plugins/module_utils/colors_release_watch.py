@@ -115,6 +115,15 @@ def _get_scalar(result: dict) -> str:
     return samples[0]["value"][1] if samples else "0"
 
 
+# While a rollout waits, its state is reported at least this often (seconds), also when nothing changes.
+PROGRESS_EVERY = 10.0
+
+
+def progress_of(params: dict) -> Callable[[str], None]:
+    """The progress reporter the module put in the engine's params (`_progress`), or one that says nothing."""
+    return params.get("_progress") or (lambda message: None)
+
+
 class RolloutWatcher:
     """Watches the rollout of one Deployment (`manifest`: its name and selector) and runs the gates of `params`
     (http_smoke, prometheus, service, poll_interval - the colors_release module's options)."""
@@ -124,6 +133,7 @@ class RolloutWatcher:
         self.api, self.namespace, self.manifest, self.p = api, namespace, manifest, params
         self.clock, self.sleep = clock, sleep
         self.name = manifest["metadata"]["name"]
+        self.report = progress_of(params)
         labels = manifest["spec"]["selector"]["matchLabels"]
         self.selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
@@ -138,14 +148,22 @@ class RolloutWatcher:
         return assess(*self.snapshot())
 
     def wait(self, deadline: float) -> Verdict:
-        """Poll the gates until healthy or failed; time out only past the controller's own deadline."""
+        """Poll the gates until healthy or failed; time out only past the controller's own deadline. Reports the
+        rollout's state whenever it changes, and at least every PROGRESS_EVERY seconds while it does not."""
         start = self.clock()
         pause = 0.02  # look again quickly first (a rollback to running pods settles in milliseconds), then back off
+        said, said_at = None, start
         while True:
             verdict = self.state()
+            now = self.clock()
             if verdict.done:
-                verdict.detail["seconds"] = round(self.clock() - start, 2)
+                verdict.detail["seconds"] = round(now - start, 2)
+                self.report(f"{self.name}: rollout {verdict.state}"
+                            f"{' at gate ' + verdict.gate if verdict.gate else ''} after {now - start:.0f}s")
                 return verdict
+            if verdict.evidence != said or now - said_at >= PROGRESS_EVERY:
+                self.report(f"{'; '.join(verdict.evidence) or self.name + ': progressing'} ({now - start:.0f}s)")
+                said, said_at = verdict.evidence, now
             if self.clock() - start > deadline:
                 verdict.state, verdict.gate = "failed", "rollout-timeout"
                 verdict.evidence.append(f"no verdict from the controller within {deadline:.0f}s")
@@ -166,8 +184,12 @@ class RolloutWatcher:
         if verdict.state == "healthy" and routed:
             verdict = self.wait_for_routing(verdict)
         if verdict.state == "healthy":
+            if pause:
+                self.report(f"{self.name}: healthy; baking {pause:.0f}s before the gates")
             self.sleep(pause)
             gates = self.gates(verdict.detail.get("template_hash"))
+            self.report(f"{self.name}: gates {gates.state}"
+                        + (f" ({gates.gate}: {'; '.join(gates.evidence)})" if gates.state == "failed" else ""))
             if gates.state == "failed":
                 verdict = Verdict("failed", gates.gate, gates.evidence, verdict.detail)
             elif gates.detail.get("metrics"):

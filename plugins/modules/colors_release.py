@@ -73,6 +73,13 @@ options:
     description: Seconds between two looks at the gates.
     type: float
     default: 0.25
+  progress_file:
+    description:
+      - File the release appends its progress to as it goes, one line per event - each step, the rollout's state
+        whenever it changes (and every 10 s while it does not), the gates, a rollback.
+      - The action plugin of this module sets it when the play does not, and prints each line as it is written,
+        so a run shows where the release is. Empty - no progress is written.
+    type: str
   http_smoke:
     description: HTTP check after the rollout (skipped without I(url)).
     type: dict
@@ -165,6 +172,9 @@ ledger_entry:
   type: dict
 """
 
+import contextlib  # noqa: E402
+import time  # noqa: E402
+
 from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402, F401
     AUTH_ARG_SPEC,
     OperatorError,
@@ -194,6 +204,7 @@ def argument_spec() -> dict:
         canary_pause=dict(type="float", default=0),
         auto_rollback=dict(type="bool", default=True),
         poll_interval=dict(type="float", default=0.25),
+        progress_file=dict(type="str"),
         http_smoke=dict(type="dict", options=dict(url=dict(type="str"),
                                                   expect_status=dict(type="int", default=200))),
         prometheus=dict(type="dict", options=dict(url=dict(type="str"),
@@ -218,6 +229,20 @@ def validate(params: dict) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def progress_writer(path: str | None):
+    """A reporter that appends each message, time-stamped, to the progress file (flushed at once: the action
+    plugin prints the lines while the release runs); without a file, one that says nothing."""
+    if not path:
+        yield lambda message: None
+        return
+    with open(path, "a", encoding="utf-8") as stream:
+        def report(message: str) -> None:
+            stream.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+            stream.flush()
+        yield report
+
+
 def main() -> None:
     def body(module, client):
         problem = validate(module.params)
@@ -229,8 +254,10 @@ def main() -> None:
                 manifest.setdefault("metadata", {})["namespace"] = params["namespace"]
         strategy = {"rolling": RollingRelease, "blue_green": BlueGreenRelease, "canary": CanaryRelease}[
             params["strategy"]]
-        return strategy(ClusterApi(client.client, dry_run=module.check_mode), params).run(
-            check_mode=module.check_mode)
+        with progress_writer(None if module.check_mode else params.get("progress_file")) as progress:
+            params["_progress"] = progress
+            return strategy(ClusterApi(client.client, dry_run=module.check_mode), params).run(
+                check_mode=module.check_mode)
 
     run_module(argument_spec(), body, "Release")
 

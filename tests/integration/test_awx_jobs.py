@@ -100,6 +100,10 @@ def test_the_deploy_workflow_templates_run_as_awx_launches_them(k8s, execution_e
         # The run's Python is the execution environment's.
         assert job.config.command[0] == "ansible-playbook" and job.config.env["PATH"].startswith(f"{ee}/bin:")
     assert serving_versions(k8s) == {other_version}
+    # The release that changed the pods reported its progress while it ran (the action plugin prints the engine's
+    # progress file as it grows).
+    assert "[release] " in out and f"rolling colors to localhost/colors:{other_version}" in out, out[-4000:]
+    assert "colors: rollout healthy after" in out
 
     job = launch(ee, tmp_path, "verify", {"app_release_version": other_version})
     assert (job.status, job.rc) == ("successful", 0), output(job)[-4000:]

@@ -101,6 +101,7 @@ def test_the_operations_targets_run_as_uid_1001_without_root(runner_image, stagi
     assert result.returncode == 0, out[-4000:]
     assert "uid=1001" in out and "cannot become root" in out
     assert "[ops-toolchain] creating the Python environment" in out
+    assert "TASKS RECAP" in out  # profile_tasks: where the operation's time went
     print(re.search(r"ops-toolchain seconds: \S+", out).group(0))
     kubeconfig = yaml.safe_load(out[out.index("apiVersion: v1"):])
     assert kubeconfig["current-context"] == STAGING["colors_kube_context"]

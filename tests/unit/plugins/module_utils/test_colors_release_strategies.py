@@ -317,3 +317,33 @@ def test_a_canary_in_check_mode_changes_nothing():
     result = canary(cluster, "colors:1.1.0", check_mode=True)
     assert result["verdict"] == {"state": "would-release"} and "colors-canary" not in cluster.deployments
     assert cluster.image("colors") == "colors:1.0.0"
+
+
+# --- progress, as the release goes ----------------------------------------------------------------------------------
+
+def test_each_strategy_reports_its_steps_the_rollout_and_the_gates_as_it_goes():
+    said: list[str] = []
+    cluster = Cluster()
+    canary(cluster, "colors:1.0.0")
+    p = params("colors:1.1.0", replicas=4, canary_steps=STEPS, canary_pause=0, _progress=said.append)
+    p.pop("service")
+    engine.CanaryRelease(cluster, p, sleep=lambda s: None).run()
+    assert said[0] == "canary step 25%: 1 canary, 3 stable"
+    assert "colors-canary: rollout healthy after 0s" in said and "colors-canary: gates healthy" in said
+    assert "canary step 50%: 2 canary, 2 stable" in said
+    assert any(line.startswith("every canary step passed: promoting colors:1.1.0") for line in said)
+    said.clear()
+    engine.BlueGreenRelease(cluster, params("colors:2.0.0", _progress=said.append), sleep=lambda s: None).run()
+    assert said[0] == "blue takes colors:2.0.0 at full size; traffic stays on nothing"
+    assert said[-1] == "the Service now routes to blue"
+
+
+def test_a_failed_gate_and_the_rollback_are_reported():
+    said: list[str] = []
+    cluster = Cluster({"colors:1.1.0": "ImagePullBackOff"})
+    blue_green(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed):
+        engine.BlueGreenRelease(cluster, params("colors:1.1.0", _progress=said.append), sleep=lambda s: None).run()
+    assert said[0] == "green takes colors:1.1.0 at full size; traffic stays on blue"
+    assert "colors-green: rollout failed at gate image-pull after 0s" in said, said
+    assert "the Service now routes to green" not in said
