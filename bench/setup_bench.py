@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Setup benchmark: toolchain, platform start and first-slice deploy, each beside a baseline, as ratios.
+"""Setup benchmark: toolchains, platform start and first-slice deploy, each beside a baseline, as ratios.
 
 Run through `make bench` (warm figures, ~1 minute) or `make bench COLD=1` (adds a cold toolchain build into
 throw-away caches: a fresh machine's pip install, Go module download and Go compile; 10+ minutes).
 
 Baselines, measured in the same run on the same machine:
+  operations toolchain   the development Python set, both fresh (empty folder, empty pip cache)
   platform start   kwokctl create cluster --runtime binary + scale 2 nodes (kwok's own tool, same binaries)
   deploy           kubectl apply of the same rendered manifests + kubectl rollout status
 The local platform is left running as it was found.
@@ -55,6 +56,13 @@ def playbook(*args: str) -> list[str]:
 
 def bench_toolchain() -> None:
     row("toolchain, warm (make toolchain)", timed(["make", "--no-print-directory", "toolchain"]))
+    # What a fresh runner installs: the operations toolchain beside the development Python set, each into an empty
+    # folder with an empty pip cache (every wheel downloaded, as on a runner without a cache hit).
+    with tempfile.TemporaryDirectory(prefix="colors-fresh-") as tmp:
+        make = ["make", "--no-print-directory"]
+        ops = timed([*make, f"OPS_VENV={tmp}/ops", "ops-toolchain"], env=dict(ENV, PIP_CACHE_DIR=f"{tmp}/pip-ops"))
+        dev = timed([*make, f"VENV={tmp}/dev", f"{tmp}/dev/.installed"], env=dict(ENV, PIP_CACHE_DIR=f"{tmp}/pip-dev"))
+    row("operations toolchain, fresh", ops, "development Python set, fresh", dev)
     if os.environ.get("COLD") != "1":
         return
     with tempfile.TemporaryDirectory(prefix="colors-cold-") as tmp:
