@@ -189,7 +189,7 @@ infra-destroy: check-env $(OPS_TOOLCHAIN) ## Destroy the AWS infrastructure of E
 # --- quality -----------------------------------------------------------------------------------
 
 .PHONY: lint
-lint: toolchain ## ansible-lint (production profile), yamllint, ruff
+lint: $(VENV)/.installed ## ansible-lint (production profile), yamllint, ruff (the development Python set only)
 	@yamllint --strict .
 	@ansible-lint --profile production
 	@ruff check .
@@ -207,7 +207,7 @@ scan: image ## Security gate: checkov, bandit, semgrep, hadolint, shellcheck, de
 	@$(VENV)/bin/python security/scan.py
 
 .PHONY: unit
-unit: toolchain ## Unit tests (no platform needed)
+unit: $(VENV)/.installed tools binaries terraformrc ## Unit tests (no platform, no Debian packages needed)
 	@pytest tests/unit
 
 .PHONY: integration

@@ -201,3 +201,12 @@ def test_building_and_pushing_the_image_needs_no_local_platform(target):
     assert "platformctl.py up" not in plan and "playbooks/platform.yml" not in plan
     # Of the Debian packages, only mmdebstrap (it builds the base image); a runner has its own Docker engine.
     assert "for p in mmdebstrap; do" in plan and "containerd" not in plan and "docker.io" not in plan
+
+
+@pytest.mark.parametrize("target", ["lint", "unit"])
+def test_lint_and_unit_need_no_root_and_no_platform(target):
+    """A runner's user runs them without apt (GitHub's images have Docker and their own packages; installing
+    docker.io over them would break the runner)."""
+    plan = make_plan(target)
+    assert "requirements/dev.txt" in plan
+    assert "apt-get" not in plan and "platformctl.py up" not in plan and "playbooks/platform.yml" not in plan
