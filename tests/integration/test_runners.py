@@ -31,9 +31,10 @@ ACCOUNT = STAGING["colors_aws_account_id"]
 DEPLOY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/colors-staging-deploy"
 
 
-def workflow_action_pins(workflow: str) -> dict[str, str]:
-    text = (REPO / ".github" / "workflows" / workflow).read_text()
-    return dict(re.findall(r"uses: ([\w-]+/[\w-]+)@([0-9a-f]{40})", text))
+def workflow_action_pins(workflow: str, job: str) -> dict[str, str]:
+    """The actions the job's steps use, with the SHA each is pinned to."""
+    steps = yaml.safe_load((REPO / ".github" / "workflows" / workflow).read_text())["jobs"][job]["steps"]
+    return dict(step["uses"].split("@") for step in steps if "uses" in step)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ def fake_oidc_token(environment: str) -> str:
 
 
 def act(workflow: str, job: str, image: str, tmp_path: Path, inputs: dict[str, str], variables: dict[str, str],
-        env: dict[str, str]) -> subprocess.CompletedProcess:
+        env: dict[str, str], event: str = "workflow_dispatch") -> subprocess.CompletedProcess:
     """act runs the job of the workflow on a copy of the working tree, with the stand-ins of .github/stand-ins."""
     tree = tmp_path / "tree"
     tree.mkdir()
@@ -130,9 +131,9 @@ def act(workflow: str, job: str, image: str, tmp_path: Path, inputs: dict[str, s
     for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "the working tree"]):
         subprocess.run([*git, *argv], cwd=tree, check=True, capture_output=True)
     stand_ins = REPO / ".github" / "stand-ins"
-    argv = [str(REPO / ".platform" / "bin" / "act"), "workflow_dispatch", "-W", f".github/workflows/{workflow}",
+    argv = [str(REPO / ".platform" / "bin" / "act"), event, "-W", f".github/workflows/{workflow}",
             "-j", job, "-P", f"ubuntu-24.04={image}", "--pull=false", "--action-offline-mode"]
-    for action, sha in workflow_action_pins(workflow).items():
+    for action, sha in workflow_action_pins(workflow, job).items():
         if action != "actions/checkout":  # act copies the tree itself
             assert (stand_ins / action / "action.yml").is_file(), f"{action} has no stand-in in {stand_ins}"
             argv += ["--local-repository", f"{action}@{sha}={stand_ins / action}"]
@@ -158,7 +159,8 @@ def test_the_deploy_workflows_staging_job_runs_under_act_as_uid_1001(runner_imag
     assert done.get("Write the kubeconfig of the staging EKS cluster") == "Success", out[-5000:]
     # The job held the deploy role's session, assumed with its web identity token.
     assert f"Assumed {DEPLOY_ROLE} as arn:aws:sts::{ACCOUNT}:assumed-role/colors-staging-deploy/" in out
-    assert done.get("actions/setup-python@" + workflow_action_pins("deploy.yml")["actions/setup-python"]) == "Success"
+    setup_python = workflow_action_pins("deploy.yml", "staging")["actions/setup-python"]
+    assert done.get(f"actions/setup-python@{setup_python}") == "Success"
     assert "[ops-toolchain] creating the Python environment /home/runner/.cache/colors-deploy/ops-" in out
     assert "[toolchain]" not in out and "needs root" not in out
     # The deploy step ran from the operations toolchain and stopped where the staging cluster is not reachable.
@@ -167,3 +169,13 @@ def test_the_deploy_workflows_staging_job_runs_under_act_as_uid_1001(runner_imag
     assert re.search(r"The Kubernetes API server of the staging environment is unreachable with kubeconfig "
                      r"\S+ and context colors-staging", " ".join(said)), out[-5000:]
     assert result.returncode != 0
+
+
+def test_the_ci_workflows_lint_job_passes_under_act_as_uid_1001(runner_image, tmp_path):
+    """A whole job, end to end: the development Python set installed as the runner's user, then every linter."""
+    result = act("ci.yml", "lint", runner_image, tmp_path, inputs={}, variables={}, env={}, event="push")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-5000:]
+    assert steps(out).get("ansible-lint (production profile), yamllint, ruff") == "Success", out[-5000:]
+    assert "[toolchain] creating the Python environment /home/runner/.cache/colors-deploy/venv-" in out
+    assert "Profile 'production' was required, and it passed." in out and "All checks passed!" in out
