@@ -59,10 +59,10 @@ def staging_cluster(staging_session) -> str:
     eks = boto3.client("eks", endpoint_url=MOTO, region_name=REGION,
                        **{k.lower(): v for k, v in staging_session.items()})
     name = f"colors-{STAGING['colors_environment']}"
-    if name not in eks.list_clusters()["clusters"]:
-        eks.create_cluster(name=name, roleArn=f"arn:aws:iam::{ACCOUNT}:role/colors-staging-cluster",
-                           resourcesVpcConfig={"subnetIds": []})
-    return eks.describe_cluster(name=name)["cluster"]["endpoint"]
+    eks.create_cluster(name=name, roleArn=f"arn:aws:iam::{ACCOUNT}:role/colors-staging-cluster",
+                       resourcesVpcConfig={"subnetIds": []})
+    yield eks.describe_cluster(name=name)["cluster"]["endpoint"]
+    eks.delete_cluster(name=name)
 
 
 def tree_tar(dest: Path) -> Path:
