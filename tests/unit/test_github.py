@@ -33,6 +33,16 @@ def test_dependabot_covers_every_ecosystem_of_the_project():
         assert f"package-ecosystem: {ecosystem}" in text
 
 
+def test_each_pip_folder_dependabot_watches_holds_the_pins():
+    updates = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())["updates"]
+    folders = [u["directory"] for u in updates if u["package-ecosystem"] == "pip"]
+    for folder in folders:
+        path = REPO / folder.lstrip("/")
+        assert list(path.glob("*.txt")) + list(path.glob("pyproject.toml")), f"{folder} holds no pinned file"
+    # Every pinned Python set is watched: the two locks, the app, the scanner sets.
+    assert {"/requirements", "/app", "/tools"} <= set(folders)
+
+
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
 def test_workflows_match_the_github_workflows_schema(workflow):
     result = check_jsonschema("vendor.github-workflows", str(workflow))
