@@ -254,6 +254,10 @@ bench-app: image ## The app container: requests/s and p95 beside /healthz; faile
 bench-zero-downtime: node-image ## Failed requests and p95 under load during a rolling release and a rollback on real pods
 	@$(VENV)/bin/python bench/zero_downtime_bench.py $(BENCH_ARGS)
 
+.PHONY: bench-pipelines
+bench-pipelines: up ## Workflow jobs under act (runner image, uid 1001) beside the same make targets on the host
+	@$(VENV)/bin/python bench/pipeline_bench.py
+
 .PHONY: bench-infra
 bench-infra: up ## Terraform apply, no-change run and destroy against moto, role beside bare terraform (~8 min)
 	@$(VENV)/bin/python bench/infra_bench.py
