@@ -144,8 +144,8 @@ image: engine ## Build the Colors image (tags <version>, git-<sha>, drills); nee
 	@$(VENV)/bin/python app/build_image.py
 
 .PHONY: node-image
-node-image: up image ## Build the Colors image and load it into the local platform's worker node
-	@$(VENV)/bin/python app/build_image.py --load-worker-node >/dev/null
+node-image: up engine ## Build the Colors image and load it into the local platform's worker node
+	@$(VENV)/bin/python app/build_image.py --load-worker-node
 
 .PHONY: deploy
 deploy: check-env $(OPS_TOOLCHAIN) $(if $(filter local,$(ENV)),node-image) ## Deploy Colors (ENV=local by default; VERSION=x.y.z to choose the release)
