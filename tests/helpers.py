@@ -200,3 +200,11 @@ def template_hashes(apps, namespace: str, image: str) -> set[str]:
     """The pod-template-hash of each ReplicaSet in the namespace whose pods run this image."""
     return {rs.metadata.labels["pod-template-hash"] for rs in apps.list_namespaced_replica_set(namespace).items
             if rs.spec.template.spec.containers[0].image == image}
+
+
+def image_as(version: str) -> str:
+    """The tree's image under another version tag, loaded into the worker node (a release that changes the pods)."""
+    subprocess.run(["docker", "tag", f"localhost/colors:{APP_VERSION}", f"localhost/colors:{version}"], check=True)
+    loaded = run(["python", "localplatform/platformctl.py", "load-images", f"localhost/colors:{version}"])
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    return version

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 import ansible_runner
 import pytest
 import yaml
-from helpers import APP_VERSION, REPO, run
+from helpers import APP_VERSION, REPO, image_as, run
 
 pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
 CONFIG = yaml.safe_load((REPO / "awx" / "controller.yml").read_text())
@@ -39,10 +38,7 @@ def execution_environment() -> Path:
 @pytest.fixture(scope="module")
 def other_version() -> str:
     """A second release of the tree's image, loaded into the worker node, for the rollback to leave."""
-    subprocess.run(["docker", "tag", f"localhost/colors:{APP_VERSION}", f"localhost/colors:{OTHER}"], check=True)
-    loaded = run(["python", "localplatform/platformctl.py", "load-images", f"localhost/colors:{OTHER}"])
-    assert loaded.returncode == 0, loaded.stderr[-2000:]
-    return OTHER
+    return image_as(OTHER)
 
 
 def survey_answers(template: dict, answers: dict) -> dict:

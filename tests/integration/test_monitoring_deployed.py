@@ -24,12 +24,12 @@ from helpers import (
     PLATFORM,
     REPO,
     ansible_playbook,
+    image_as,
     load_plugin,
     prometheus_query,
     quiet,
     received_alerts,
     role_pod_monitor,
-    run,
     template_hashes,
     wait_for,
 )
@@ -62,14 +62,6 @@ def pods(k8s) -> list:
 
 def dashboard(worker_node) -> str:
     return f"http://{worker_node['address']}:30080/"
-
-
-def image_as(k8s, version: str) -> str:
-    """The tree's image under another version tag, loaded into the worker node (a release that changes the pods)."""
-    subprocess.run(["docker", "tag", f"localhost/colors:{APP_VERSION}", f"localhost/colors:{version}"], check=True)
-    loaded = run(["python", "localplatform/platformctl.py", "load-images", f"localhost/colors:{version}"])
-    assert loaded.returncode == 0, loaded.stderr[-2000:]
-    return version
 
 
 def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, worker_node, monitoring):
@@ -137,7 +129,7 @@ def test_prometheus_discovers_every_colors_pod_with_the_labels_of_the_pod_monito
 
 def test_a_release_whose_gate_selects_no_series_fails_naming_the_query_and_the_selector(k8s, released):
     _, apps, _ = k8s
-    version = image_as(k8s, f"{APP_VERSION}-nodata.1")
+    version = image_as(f"{APP_VERSION}-nodata.1")
     gates = json.dumps({"app_release_prometheus_no_data_timeout": 8, "app_release_prometheus_gates": [
         {"name": "renamed-route", "query": 'sum(rate(colors_http_requests_total{$pods,route="/renamed"}[2m]))',
          "max": 0}]})
@@ -206,7 +198,7 @@ def test_every_dashboard_panel_has_data_here_or_its_missing_source_is_listed(k8s
     hey = subprocess.run(["hey", "-n", "200", "-c", "4", dashboard(worker_node)], capture_output=True, text=True,
                          timeout=120, check=True)
     assert "[200]\t200 responses" in hey.stdout
-    version = image_as(k8s, f"{APP_VERSION}-panels.{int(time.time())}")  # a release: its marker and its versions
+    version = image_as(f"{APP_VERSION}-panels.{int(time.time())}")  # a release: its marker and its versions
     summary = Path(tempfile.mkdtemp()) / "summary.md"
     released_again = ansible_playbook(*DEPLOY, "-e", f"app_release_version={version}",
                                       "-e", f"app_release_summary_path={summary}")
