@@ -46,3 +46,17 @@ def test_ledger_selects_entries_since_a_time_oldest_first():
                {"id": "3", "started": "2026-11-03T00:00:00Z"}]
     assert [e["id"] for e in ledger.select(entries, None)] == ["1", "2", "3"]
     assert [e["id"] for e in ledger.select(entries, "2026-11-02T00:00:00Z")] == ["2", "3"]
+
+
+def test_the_progress_writer_appends_each_report_time_stamped_and_says_nothing_without_a_file(tmp_path):
+    path = tmp_path / "progress.log"
+    with release.progress_writer(str(path)) as report:
+        report("rolling colors to colors:1.1.0")
+        assert path.read_text().endswith(" rolling colors to colors:1.1.0\n")  # flushed at once, for the follower
+        report("colors: rollout healthy after 3s")
+    lines = path.read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["rolling colors to colors:1.1.0",
+                                                         "colors: rollout healthy after 3s"]
+    assert all(len(line.split(" ", 1)[0]) == 8 for line in lines)  # HH:MM:SS
+    with release.progress_writer(None) as report:
+        report("nowhere")
