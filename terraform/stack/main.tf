@@ -89,3 +89,34 @@ module "edge" {
   app_port            = var.app_port
   deletion_protection = var.deletion_protection
 }
+
+module "pipeline_identity" {
+  source = "../modules/pipeline_identity"
+
+  name                = local.name
+  environment         = var.environment
+  github_repository   = var.github_repository
+  cluster_arn         = module.cluster.cluster_arn
+  app_secret_arn      = module.secrets.app_secret_arn
+  alerting_secret_arn = module.secrets.alerting_secret_arn
+  kms_key_arn         = module.secrets.kms_key_arn
+  repository_arn      = module.registry.repository_arn
+  awx_principal_arns  = var.awx_principal_arns
+}
+
+module "cluster_access" {
+  source = "../modules/cluster_access"
+
+  cluster_name = module.cluster.cluster_name
+  enabled      = var.eks_access_entries
+  entries = {
+    deploy   = { principal_arn = module.pipeline_identity.role_arns.deploy, kubernetes_groups = ["colors:deployers"] }
+    rollback = { principal_arn = module.pipeline_identity.role_arns.rollback, kubernetes_groups = ["colors:deployers"] }
+    oncall   = { principal_arn = var.oncall_principal_arn, kubernetes_groups = ["colors:oncall"] }
+    infrastructure = {
+      principal_arn     = module.pipeline_identity.role_arns.infrastructure
+      kubernetes_groups = []
+      cluster_policy    = "AmazonEKSClusterAdminPolicy"
+    }
+  }
+}

@@ -65,3 +65,8 @@ output "target_group_arn" {
   description = "ALB target group of the Colors pods."
   value       = module.edge.target_group_arn
 }
+
+output "pipeline_role_arns" {
+  description = "Roles of the pipelines: deploy, rollback, release (GitHub environment variables), infrastructure (AWX)."
+  value       = module.pipeline_identity.role_arns
+}

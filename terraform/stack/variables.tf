@@ -147,3 +147,23 @@ variable "app_port" {
   description = "Port the Colors pods listen on."
   type        = number
 }
+
+variable "github_repository" {
+  description = "owner/name of the GitHub repository whose workflows assume the pipeline roles."
+  type        = string
+}
+
+variable "awx_principal_arns" {
+  description = "IAM principals AWX runs as; they may assume the infrastructure role."
+  type        = list(string)
+}
+
+variable "oncall_principal_arn" {
+  description = "IAM role the on-call engineers sign in as (their SSO permission set's role): Kubernetes group colors:oncall."
+  type        = string
+}
+
+variable "eks_access_entries" {
+  description = "Create the EKS access entries (false only on the local moto server, whose EKS API has none)."
+  type        = bool
+}

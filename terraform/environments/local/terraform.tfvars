@@ -30,3 +30,9 @@ alert_email_addresses        = []
 
 domain_name = "colors.local.test"
 app_port    = 8080
+
+github_repository    = "colors/colors-deploy"
+awx_principal_arns   = ["arn:aws:iam::123456789012:role/colors-awx-execution"]
+oncall_principal_arn = "arn:aws:iam::123456789012:role/colors-oncall"
+# moto's EKS API has no access entries: they are held by a test on the staging and prod plans instead.
+eks_access_entries = false

@@ -30,3 +30,8 @@ alert_email_addresses        = ["colors-staging-alerts@example.com"]
 
 domain_name = "staging.colors.example.com"
 app_port    = 8080
+
+github_repository    = "colors/colors-deploy"
+awx_principal_arns   = ["arn:aws:iam::111111111111:role/colors-awx-execution"]
+oncall_principal_arn = "arn:aws:iam::111111111111:role/colors-oncall"
+eks_access_entries   = true

@@ -50,6 +50,12 @@ resource "aws_eks_cluster" "this" {
     endpoint_public_access  = false
   }
 
+  # Access entries decide who reaches the API (modules/cluster_access); the creator keeps admin for the first apply.
+  access_config {
+    authentication_mode                         = "API"
+    bootstrap_cluster_creator_admin_permissions = true
+  }
+
   encryption_config {
     resources = ["secrets"]
     provider {
