@@ -50,6 +50,13 @@ def identities(cfg: Config) -> list[tuple[str, str, str | None, list[str] | None
         # Colors through the pods get/list/watch the monitoring role grants this user (as kube-prometheus-stack's
         # chart grants its Prometheus).
         ("prometheus", cfg.data["prometheus"]["identity"], "system:monitoring", None),
+        # The identities EKS maps through its access entries (terraform/modules/cluster_access), as EKS names them:
+        # the user is the assumed role's session, the group the entry's Kubernetes group. Releases run as the
+        # deployer; only bootstrap.yml as admin.
+        ("deployer", f"arn:aws:sts::{cfg.data['aws']['account_id']}:assumed-role/colors-local-deploy/local",
+         "colors:deployers", None),
+        ("oncall", f"arn:aws:sts::{cfg.data['aws']['account_id']}:assumed-role/colors-oncall/local",
+         "colors:oncall", None),
     ]
 
 
