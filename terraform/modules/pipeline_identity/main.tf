@@ -137,8 +137,9 @@ data "aws_iam_policy_document" "infrastructure_trust" {
   }
 }
 
-# Terraform applies every resource of the stack (IAM included), so this role is the account's administrator; only
-# AWX's role may assume it, and only its infrastructure job templates do (their typed confirmation first).
+# Terraform applies every resource of the stack. Only AWX's role may assume this one, and only its infrastructure job
+# templates do (after their typed confirmation): every service but IAM (PowerUserAccess), and IAM only on the
+# stack's own roles, policies and the GitHub OIDC provider.
 resource "aws_iam_role" "infrastructure" {
   name                 = "${var.name}-infrastructure"
   assume_role_policy   = data.aws_iam_policy_document.infrastructure_trust.json
@@ -147,5 +148,30 @@ resource "aws_iam_role" "infrastructure" {
 
 resource "aws_iam_role_policy_attachment" "infrastructure" {
   role       = aws_iam_role.infrastructure.name
-  policy_arn = "arn:aws:iam::aws:policy/AdministratorAccess"
+  policy_arn = "arn:aws:iam::aws:policy/PowerUserAccess"
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_iam_policy_document" "infrastructure_iam" {
+  statement {
+    sid     = "StackIdentities"
+    actions = ["iam:*"]
+    resources = [
+      "arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/colors-*",
+      "arn:aws:iam::${data.aws_caller_identity.current.account_id}:policy/colors-*",
+      "arn:aws:iam::${data.aws_caller_identity.current.account_id}:oidc-provider/${local.issuer}",
+    ]
+  }
+  statement {
+    sid       = "ServiceLinkedRoles"
+    actions   = ["iam:CreateServiceLinkedRole"]
+    resources = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/aws-service-role/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "infrastructure_iam" {
+  name   = "${var.name}-infrastructure-iam"
+  role   = aws_iam_role.infrastructure.id
+  policy = data.aws_iam_policy_document.infrastructure_iam.json
 }
