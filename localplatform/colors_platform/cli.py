@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from .builds import build_all, builds
-from .components import components, ensure_prometheus_config
+from .components import audit_log_path, components, ensure_audit_policy, ensure_prometheus_config
 from .config import CONTEXT, Config
 from .errors import PlatformError, log
 from .node import ensure_node_config, load_images, node_info
@@ -41,6 +41,10 @@ def endpoints(cfg: Config) -> dict[str, str]:
     return {
         "kubeconfig": str(cfg.kubeconfig),
         "context": CONTEXT,
+        # The contexts of the identities EKS maps (the deploy role's, on-call's), in the same kubeconfig.
+        "deployer_context": f"{CONTEXT}-deployer",
+        "oncall_context": f"{CONTEXT}-oncall",
+        "kube_audit_log": str(audit_log_path(cfg)),
         "kube_apiserver": f"https://127.0.0.1:{ports['kube_apiserver']}",
         "aws_endpoint_url": f"http://127.0.0.1:{ports['moto']}",
         "aws_region": cfg.data["aws"]["region"],
@@ -65,6 +69,7 @@ def cmd_up(cfg: Config, args: argparse.Namespace) -> dict:
     cfg.state.mkdir(parents=True, exist_ok=True)
     ensure_pki(cfg)
     ensure_prometheus_config(cfg)
+    ensure_audit_policy(cfg)
     node = node_info(cfg)
     if node["enabled"]:
         ensure_node_config(cfg)

@@ -59,6 +59,9 @@ def components(cfg: Config, with_node: bool | None = None) -> list[Component]:
             "--kubelet-preferred-address-types=InternalIP",
             f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
             f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            # What the identities EKS maps do (ensure_audit_policy): the tests derive the deployer's grants from it.
+            f"--audit-policy-file={audit_policy_path(cfg)}", f"--audit-log-path={audit_log_path(cfg)}",
+            "--audit-log-format=json", "--audit-log-maxsize=100", "--audit-log-maxbackup=1",
         ], ("https-client", f"https://127.0.0.1:{p['kube_apiserver']}/readyz"), start_timeout=90),
         component("kube-controller-manager", ["kube_controller_manager"], [
             str(binary(cfg, "kube-controller-manager")), *common_k8s,
@@ -132,6 +135,30 @@ def components(cfg: Config, with_node: bool | None = None) -> list[Component]:
                   ("unix", "/var/run/docker.sock"), shared=True),
         *(node_components(cfg) if with_node else []),
     ]
+
+
+# The groups EKS maps the pipeline and on-call roles to (terraform/modules/cluster_access): whose requests the API
+# server's audit log records. Nothing else is logged (the platform's own components would fill it).
+AUDITED_GROUPS = ["colors:deployers", "colors:oncall"]
+
+
+def audit_policy_path(cfg: Config) -> Path:
+    return cfg.state / "audit-policy.yaml"
+
+
+def audit_log_path(cfg: Config) -> Path:
+    """The API server's audit log: one JSON event per request of an AUDITED_GROUPS identity, when it completed."""
+    return cfg.state / "logs" / "kube-apiserver-audit.log"
+
+
+def ensure_audit_policy(cfg: Config) -> None:
+    """The audit policy: Metadata (user, groups, verb, resource, namespace, response code) of every request of the
+    AUDITED_GROUPS identities, once, when the response is complete; nothing of anyone else."""
+    policy = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+              "omitStages": ["RequestReceived", "ResponseStarted"],
+              "rules": [{"level": "Metadata", "userGroups": AUDITED_GROUPS}, {"level": "None"}]}
+    audit_log_path(cfg).parent.mkdir(parents=True, exist_ok=True)
+    write_if_changed(audit_policy_path(cfg), yaml.safe_dump(policy, sort_keys=False))
 
 
 def ensure_prometheus_config(cfg: Config) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import CONTEXT, Config
+from .config import CONTEXT, Config, write_if_changed
 from .errors import log
 
 
@@ -130,23 +130,32 @@ def ensure_pki(cfg: Config) -> None:
         write("sa.key", key_pem(sa_key))
         write("sa.pub", sa_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                          serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
-    for user in ("admin", "kube-controller-manager", "kube-scheduler", "kwok", "kubelet", "kube-proxy", "prometheus"):
-        path = cfg.kubeconfig if user == "admin" else pki / f"{user}.kubeconfig"
+    for user in ("kube-controller-manager", "kube-scheduler", "kwok", "kubelet", "kube-proxy", "prometheus"):
+        path = pki / f"{user}.kubeconfig"
         if not path.exists():
             write_kubeconfig(cfg, path, user)
+    # The kubeconfig handed to Ansible and to people: the administrator (current context), and the identities EKS
+    # maps, each in its own context (as `aws eks update-kubeconfig` run with the deploy or on-call role's credentials).
+    write_kubeconfig(cfg, cfg.kubeconfig, "admin", extra=PEOPLE)
 
 
-def write_kubeconfig(cfg: Config, path: Path, user: str) -> None:
+# The kubeconfig contexts beside the administrator's: context name -> the identity (certificate) it uses.
+PEOPLE = {f"{CONTEXT}-deployer": "deployer", f"{CONTEXT}-oncall": "oncall"}
+
+
+def write_kubeconfig(cfg: Config, path: Path, user: str, extra: dict[str, str] | None = None) -> None:
+    """A kubeconfig whose current context is `user`'s; `extra` adds a context per other identity (name -> user)."""
+    contexts = {CONTEXT: user, **(extra or {})}
     config = {
         "apiVersion": "v1", "kind": "Config", "current-context": CONTEXT, "preferences": {},
         "clusters": [{"name": CONTEXT, "cluster": {
             "server": f"https://127.0.0.1:{cfg.ports['kube_apiserver']}",
             "certificate-authority": str(cfg.pki / "ca.crt")}}],
-        "users": [{"name": user, "user": {"client-certificate": str(cfg.pki / f"{user}.crt"),
-                                          "client-key": str(cfg.pki / f"{user}.key")}}],
-        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": user}}],
+        "users": [{"name": who, "user": {"client-certificate": str(cfg.pki / f"{who}.crt"),
+                                         "client-key": str(cfg.pki / f"{who}.key")}} for who in contexts.values()],
+        "contexts": [{"name": name, "context": {"cluster": CONTEXT, "user": who}} for name, who in contexts.items()],
     }
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    write_if_changed(path, yaml.safe_dump(config, sort_keys=False))
     os.chmod(path, 0o600)
 
 

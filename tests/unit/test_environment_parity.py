@@ -14,6 +14,7 @@ from helpers import REPO
 ALLOWED_DIFFERENCES = {
     "colors_environment": "the environment's own name",
     "colors_kube_context": "each environment's cluster",
+    "colors_kube_admin_context": "each environment's cluster",
     "colors_aws_account_id": "each environment's AWS account",
     "app_release_replicas": "size",
     "cluster_bootstrap_database_cidrs": "each environment's VPC addresses (checked against Terraform)",
