@@ -65,9 +65,10 @@ def _ready(pod: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def dashboard_url(service: Any, pods: Any = (), nodes: Any = (), public_url: Any = "") -> dict[str, str]:
-    """Where the app answers: the public URL when one is configured, else a NodePort on the address of a node that
-    runs a ready pod, else only the in-cluster name (with the reason no URL reaches it from outside)."""
+def dashboard_url(service: Any, pods: Any = (), public_url: Any = "") -> dict[str, str]:
+    """Where the app answers: the public URL when one is configured, else a NodePort on the host address of a ready
+    pod a container runtime runs (kwok's simulated pods have no container id), else only the in-cluster name (with
+    the reason no URL reaches it from outside). No Node is read: the deployer may not read nodes."""
     if not isinstance(service, dict) or not service.get("metadata"):
         raise AnsibleFilterError(f"dashboard_url: expected a Service object, got {str(service)[:80]!r}")
     meta, spec = service["metadata"], service.get("spec") or {}
@@ -76,18 +77,14 @@ def dashboard_url(service: Any, pods: Any = (), nodes: Any = (), public_url: Any
     if public_url:
         return {"url": str(public_url), "how": "public URL of the environment"}
     if spec.get("type") == "NodePort" and port.get("nodePort"):
-        addresses = {}
-        for node in nodes or ():
-            internal = [a["address"] for a in (node.get("status") or {}).get("addresses") or []
-                        if a.get("type") == "InternalIP"]
-            if internal:
-                addresses[node["metadata"]["name"]] = internal[0]
         for pod in pods or ():
-            node = (pod.get("spec") or {}).get("nodeName")
-            if _ready(pod) and node in addresses:
-                return {"url": f"http://{addresses[node]}:{port['nodePort']}/",
+            status = pod.get("status") or {}
+            runs = any(c.get("containerID") for c in status.get("containerStatuses") or [])
+            if _ready(pod) and runs and status.get("hostIP"):
+                node = (pod.get("spec") or {}).get("nodeName")
+                return {"url": f"http://{status['hostIP']}:{port['nodePort']}/",
                         "how": f"NodePort {port['nodePort']} of node {node}, which runs a ready pod"}
-        return {"url": "", "how": f"no ready pod runs on a node with an address (simulated nodes only?); "
+        return {"url": "", "how": f"no ready pod runs in a container runtime (simulated nodes only?); "
                                   f"inside the cluster: {in_cluster}"}
     return {"url": "", "how": f"a {spec.get('type', 'ClusterIP')} Service, reached inside the cluster at {in_cluster}"}
 

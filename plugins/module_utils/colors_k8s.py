@@ -48,6 +48,24 @@ def run_module(spec: dict, body: Callable[[Any, Any], dict], what: str, **module
     except CoreException as exc:
         module.fail_json(msg=f"Could not reach the Kubernetes API: {exc}")
     except Exception as exc:  # the API's own answer (403, 409, 422 ...) is the most useful message
-        reason = getattr(exc, "reason", None) or str(exc)
-        details = getattr(exc, "body", "") or ""
-        module.fail_json(msg=f"{what}: {reason} {details}".strip(), exception=traceback.format_exc())
+        module.fail_json(msg=api_failure(what, exc), exception=traceback.format_exc())
+
+
+GRANTS = ("A cluster administrator grants it: the deployer Role of roles/cluster_bootstrap (rbac.yml.j2), applied by "
+          "bootstrap.yml.")
+
+
+def api_failure(what: str, exc: Exception) -> str:
+    """One line for a failure the API server answered: a refusal (403) names the identity, the verb, the resource and
+    who grants it (the API server's own message says the first three); others keep the server's reason and body."""
+    import json
+
+    reason = getattr(exc, "reason", None) or str(exc)
+    body = getattr(exc, "body", "") or ""
+    if getattr(exc, "status", None) == 403:
+        try:
+            message = json.loads(body).get("message") or reason
+        except (TypeError, ValueError):
+            message = f"{reason} {body}".strip()
+        return f"{what}: refused by the Kubernetes API: {message}. {GRANTS}"
+    return f"{what}: {reason} {body}".strip()

@@ -19,7 +19,7 @@ resource "aws_iam_openid_connect_provider" "github" {
   url            = "https://${local.issuer}"
   client_id_list = ["sts.amazonaws.com"]
   # GitHub's published thumbprints (AWS validates this issuer against its trusted CAs; the list is still required).
-  thumbprint_list = ["6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b750d4f2df264fcd"]
+  thumbprint_list = ["6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b750d4f2df264fcd"] # pragma: allowlist secret
 }
 
 data "aws_iam_policy_document" "trust" {

@@ -48,34 +48,31 @@ def _svc(kind="NodePort", node_port=31234):
     return {"metadata": {"name": "colors", "namespace": "colors"}, "spec": {"type": kind, "ports": [port]}}
 
 
-def _pod(node, ready=True, deleting=False):
+def _pod(node, ready=True, deleting=False, host_ip="192.0.2.2", runtime=True):
+    """A pod on `node`; runtime=False is a simulated (kwok) pod: kwok gives it a host address but no container id."""
     meta = {"name": f"p-{node}", **({"deletionTimestamp": "2026-01-01T00:00:00Z"} if deleting else {})}
+    container = {"name": "colors", **({"containerID": "containerd://0123"} if runtime else {})}
     return {"metadata": meta, "spec": {"nodeName": node},
-            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}], "hostIP": host_ip,
+                       "containerStatuses": [container]}}
 
 
-def _node(name, address=None):
-    addresses = [{"type": "InternalIP", "address": address}] if address else []
-    return {"metadata": {"name": name}, "status": {"addresses": addresses}}
-
-
-def test_dashboard_url_is_the_node_port_of_a_node_running_a_ready_pod():
-    nodes = [_node("kwok-node-0"), _node("colors-node-0", "192.0.2.2"), _node("other", "192.0.2.9")]
-    pods = [_pod("kwok-node-0"), _pod("other", ready=False), _pod("colors-node-0")]
-    result = F["dashboard_url"](_svc(), pods, nodes)
+def test_dashboard_url_is_the_node_port_on_the_host_of_a_ready_pod_a_container_runtime_runs():
+    pods = [_pod("kwok-node-0", host_ip="196.168.0.1", runtime=False), _pod("other", ready=False, host_ip="192.0.2.9"),
+            _pod("colors-node-0")]
+    result = F["dashboard_url"](_svc(), pods)
     assert result["url"] == "http://192.0.2.2:31234/"
     assert "colors-node-0" in result["how"]
 
 
 def test_dashboard_url_without_a_reachable_pod_says_why_and_gives_the_cluster_name():
-    nodes = [_node("kwok-node-0"), _node("colors-node-0", "192.0.2.2")]
-    pods = [_pod("kwok-node-0"), _pod("colors-node-0", deleting=True)]
-    result = F["dashboard_url"](_svc(), pods, nodes)
+    pods = [_pod("kwok-node-0", host_ip="196.168.0.1", runtime=False), _pod("colors-node-0", deleting=True)]
+    result = F["dashboard_url"](_svc(), pods)
     assert result["url"] == "" and "http://colors.colors.svc:80/" in result["how"]
-    assert F["dashboard_url"](_svc("ClusterIP", None), pods, nodes)["url"] == ""
+    assert F["dashboard_url"](_svc("ClusterIP", None), pods)["url"] == ""
 
 
 def test_dashboard_url_prefers_the_public_url_and_refuses_what_is_not_a_service():
-    assert F["dashboard_url"](_svc(), [], [], "https://colors.example.com/")["url"] == "https://colors.example.com/"
+    assert F["dashboard_url"](_svc(), [], "https://colors.example.com/")["url"] == "https://colors.example.com/"
     with pytest.raises(AnsibleFilterError, match="expected a Service"):
-        F["dashboard_url"]({}, [], [])
+        F["dashboard_url"]({}, [])
