@@ -58,6 +58,11 @@ def fake_oidc_token(repository: str, environment: str) -> str:
     return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.{part({'stand-in': True})}"
 
 
+# The runner labels the workflows ask for, all run here by the runner image (uid 1001, no root): GitHub's hosted
+# runner, and the self-hosted deploy runners inside each environment's VPC (terraform/modules/deploy_runners).
+RUNNER_LABELS = ("ubuntu-24.04", "colors-deploy-staging", "colors-deploy-prod")
+
+
 def run_job(workflow: str, job: str, image: str, workdir: Path, *, event: str = "workflow_dispatch",
             inputs: dict[str, str] | None = None, variables: dict[str, str] | None = None,
             env: dict[str, str] | None = None, timeout: float = 1500) -> subprocess.CompletedProcess:
@@ -71,7 +76,8 @@ def run_job(workflow: str, job: str, image: str, workdir: Path, *, event: str = 
     for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "the working tree"]):
         subprocess.run([*git, *argv], cwd=tree, check=True, capture_output=True)
     argv = [str(cfg.bin_links / "act"), event, "-W", f".github/workflows/{workflow}", "-j", job,
-            "-P", f"ubuntu-24.04={image}", "--pull=false", "--action-offline-mode"]
+            *[arg for label in RUNNER_LABELS for arg in ("-P", f"{label}={image}")],
+            "--pull=false", "--action-offline-mode"]
     for action, sha in action_pins(workflow, job).items():
         if action == "actions/checkout":  # act copies the tree itself
             continue

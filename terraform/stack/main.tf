@@ -104,6 +104,15 @@ module "pipeline_identity" {
   awx_principal_arns  = var.awx_principal_arns
 }
 
+module "deploy_runners" {
+  source = "../modules/deploy_runners"
+
+  name                      = local.name
+  label                     = "colors-deploy-${var.environment}"
+  vpc_id                    = module.network.vpc_id
+  cluster_security_group_id = module.cluster.cluster_security_group_id
+}
+
 module "cluster_access" {
   source = "../modules/cluster_access"
 

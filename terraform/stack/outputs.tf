@@ -21,6 +21,16 @@ output "cluster_name" {
   value       = module.cluster.cluster_name
 }
 
+output "deploy_runner" {
+  description = "Where deploys run: the label self-hosted runners in the private subnets register with (the deploy jobs' runs-on), their security group and subnets. The API endpoint is private only."
+  value = {
+    label             = module.deploy_runners.label
+    security_group_id = module.deploy_runners.security_group_id
+    subnet_ids        = module.network.private_subnet_ids
+    endpoint_public   = module.cluster.endpoint_public_access
+  }
+}
+
 output "cluster_endpoint" {
   description = "Kubernetes API URL."
   value       = module.cluster.cluster_endpoint

@@ -27,3 +27,8 @@ output "node_role_arn" {
   description = "IAM role of the nodes."
   value       = module.node_role.arn
 }
+
+output "endpoint_public_access" {
+  description = "Whether the API endpoint is reachable from the internet (never: deploys run inside the VPC)."
+  value       = aws_eks_cluster.this.vpc_config[0].endpoint_public_access
+}
