@@ -1,7 +1,8 @@
-"""The moto server of the local platform, with the emulator gaps that Terraform trips over closed.
+"""The moto server of the local platform, with the emulator gaps that Terraform and the pipelines trip over closed.
 
 Each patch names the AWS behaviour it restores. Nothing here changes what a request does; it only makes moto
-answer like AWS, so that a no-change `terraform plan` against the local platform really reports no change.
+answer like AWS: a no-change `terraform plan` against the local platform really reports no change, and with IAM
+enforced (POST /moto-api/reset-auth) a job can still assume its role with its OIDC token.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.rds import models as rds_models
 from moto.server import main
 
@@ -25,6 +27,21 @@ def _update_parameters_as_user(self: Any, new_parameters: Any) -> None:
 
 
 rds_models.DBParameterGroup.update_parameters = _update_parameters_as_user
+
+# STS calls that AWS answers unsigned: the caller has no credentials yet, the token or assertion is the proof.
+UNSIGNED_STS_ACTIONS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}
+_authenticate = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+
+def _authenticate_unless_unsigned_sts(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+    """With IAM enforced, moto checked the signature of AssumeRoleWithWebIdentity too, and answered an unsigned one
+    (as botocore and GitHub's configure-aws-credentials send it) with a 500; AWS needs no signature there."""
+    if getattr(self, "service_name", None) == "sts" and self._get_action() in UNSIGNED_STS_ACTIONS:
+        return
+    _authenticate(self, iam_request_cls, resource)
+
+
+ActionAuthenticatorMixin._authenticate_and_authorize_action = _authenticate_unless_unsigned_sts
 
 if __name__ == "__main__":
     sys.exit(main())

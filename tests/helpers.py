@@ -208,3 +208,35 @@ def image_as(version: str) -> str:
     loaded = run(["python", "localplatform/platformctl.py", "load-images", f"localhost/colors:{version}"])
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     return version
+
+
+def terraform_plan(environment: str, work: Path) -> dict[str, dict]:
+    """{address: planned values} of `terraform plan -refresh=false` of a fresh state of the environment, with its
+    own tfvars and region, against the local AWS API (only the endpoint swapped): the stack is copied into `work`
+    with a local backend. Data sources read during apply are there too, with what is known at plan time."""
+    import json
+    import shutil
+
+    shutil.copytree(REPO / "terraform", work / "terraform", ignore=shutil.ignore_patterns(".terraform*"))
+    stack = work / "terraform" / "stack"
+    (stack / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
+    env = tool_env(TF_CLI_CONFIG_FILE=str(STATE / "terraform.rc"), TF_DATA_DIR=str(work / "data"),
+                   AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")  # noqa: S106 - moto's dummy pair
+    region = yaml.safe_load((REPO / "inventories" / environment / "group_vars" / "all" / "main.yml").read_text())[
+        "colors_aws_region"]
+    if environment == "local":
+        region = PLATFORM["aws"]["region"]
+
+    def terraform(*args: str) -> str:
+        result = subprocess.run(["terraform", f"-chdir={stack}", *args, "-no-color"], env=env, capture_output=True,
+                                text=True, timeout=600, check=False)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return result.stdout
+
+    terraform("init", "-input=false")
+    terraform("plan", "-input=false", "-refresh=false", "-lock=false",
+              f"-var-file={REPO / 'terraform' / 'environments' / environment / 'terraform.tfvars'}",
+              f"-var=aws_region={region}", f"-var=aws_endpoint_url=http://127.0.0.1:{PLATFORM['ports']['moto']}",
+              f"-out={work / 'plan'}")
+    shown = json.loads(terraform("show", "-json", str(work / "plan")))
+    return {rc["address"]: rc["change"]["after"] for rc in shown["resource_changes"]}

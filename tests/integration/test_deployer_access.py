@@ -128,9 +128,15 @@ def deploy_path(k8s):
             steps[what] = _requests(start)
         yield steps
     finally:
+        from kubernetes import client
+
+        rbac = client.RbacAuthorizationV1Api(k8s[2])
         secrets.delete_secret(SecretId=SECRET_ID, ForceDeleteWithoutRecovery=True)
         for namespace in (NS, BG):
             core.delete_namespace(namespace)
+            # The Namespace reader is cluster-scoped: it outlives the namespace.
+            rbac.delete_cluster_role_binding(f"{DEPLOYER_NAME}-namespace-{namespace}")
+            rbac.delete_cluster_role(f"{DEPLOYER_NAME}-namespace-{namespace}")
 
 
 def _granted(k8s, namespace: str) -> set[tuple[str, str, str, str]]:

@@ -80,7 +80,8 @@ data "aws_iam_policy_document" "rollback" {
 
   statement {
     sid = "RotateAppSecret"
-    actions = ["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
+    # community.aws.secretsmanager_secret reads the resource policy and writes with UpdateSecret (test_aws_permissions.py).
+    actions = ["secretsmanager:UpdateSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
     "secretsmanager:ListSecretVersionIds"]
     resources = [var.app_secret_arn]
   }
