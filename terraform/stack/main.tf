@@ -47,6 +47,7 @@ module "cluster" {
   node_disk_size_gb   = var.node_disk_size_gb
   log_retention_days  = var.log_retention_days
   kms_key_arn         = module.secrets.kms_key_arn
+  access_entries      = var.eks_access_entries
 }
 
 module "registry" {

@@ -68,9 +68,13 @@ def roles(k8s, tmp_path_factory):
     iam = moto_client("iam")
     issuer = "token.actions.githubusercontent.com"
     provider = f"arn:aws:iam::123456789012:oidc-provider/{issuer}"
+    # Terraform's own provider when the local stack is applied; else one of this test's, removed after it (a
+    # provider left behind would make the next apply of the stack fail with EntityAlreadyExists).
+    created_provider = False
     with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
         iam.create_open_id_connect_provider(Url=f"https://{issuer}", ClientIDList=["sts.amazonaws.com"],
                                             ThumbprintList=["0" * 40])
+        created_provider = True
     made = {}
     for role in ("deploy", "rollback"):
         name = f"colors-iam-{role}-{uuid.uuid4().hex[:6]}"
@@ -89,6 +93,8 @@ def roles(k8s, tmp_path_factory):
     for role in made.values():
         iam.delete_role_policy(RoleName=role["name"], PolicyName="pipeline")
         iam.delete_role(RoleName=role["name"])
+    if created_provider:
+        iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=provider)
     k8s[0].delete_namespace(NS)
 
 

@@ -57,3 +57,8 @@ variable "kms_key_arn" {
   description = "KMS key for envelope encryption of Kubernetes Secrets and for the control plane log group."
   type        = string
 }
+
+variable "access_entries" {
+  description = "Authentication mode API with access entries (false only against an EKS API without them: moto)."
+  type        = bool
+}
