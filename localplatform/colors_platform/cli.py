@@ -30,7 +30,7 @@ from .components import audit_log_path, components, ensure_audit_policy, ensure_
 from .config import CONTEXT, Config
 from .errors import PlatformError, log
 from .node import ensure_node_config, load_images, node_info
-from .pki import ensure_pki
+from .pki import PEOPLE, ensure_pki
 from .supervisor import start, stop
 
 DESCRIPTION = "Build, start, stop and check the local platform: the project's embedded default target."
@@ -42,8 +42,7 @@ def endpoints(cfg: Config) -> dict[str, str]:
         "kubeconfig": str(cfg.kubeconfig),
         "context": CONTEXT,
         # The contexts of the identities EKS maps (the deploy role's, on-call's), in the same kubeconfig.
-        "deployer_context": f"{CONTEXT}-deployer",
-        "oncall_context": f"{CONTEXT}-oncall",
+        **{f"{who}_context": context for context, who in PEOPLE.items()},
         "kube_audit_log": str(audit_log_path(cfg)),
         "kube_apiserver": f"https://127.0.0.1:{ports['kube_apiserver']}",
         "aws_endpoint_url": f"http://127.0.0.1:{ports['moto']}",
