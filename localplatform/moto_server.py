@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from moto.core.authorization import ActionAuthenticatorMixin
+from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.rds import models as rds_models
 from moto.server import main
 
@@ -27,6 +28,15 @@ def _update_parameters_as_user(self: Any, new_parameters: Any) -> None:
 
 
 rds_models.DBParameterGroup.update_parameters = _update_parameters_as_user
+
+
+def _rule_description(self: Any) -> str | None:
+    """AWS returns the description of a rule that references another security group; moto read it only from a
+    CIDR range, so the AWS provider saw it empty and planned to update every such rule on every run."""
+    return self.ip_range.get("Description") or self.source_group.get("Description")
+
+
+SecurityGroupRule.description = property(_rule_description)
 
 # STS calls that AWS answers unsigned: the caller has no credentials yet, the token or assertion is the proof.
 UNSIGNED_STS_ACTIONS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}
