@@ -7,11 +7,13 @@ enforced (POST /moto-api/reset-auth) a job can still assume its role with its OI
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.ec2.models.security_groups import SecurityGroupRule
+from moto.iam.access_control import IAMPolicyStatement
 from moto.rds import models as rds_models
 from moto.server import main
 
@@ -37,6 +39,25 @@ def _rule_description(self: Any) -> str | None:
 
 
 SecurityGroupRule.description = property(_rule_description)
+
+_check_principal = IAMPolicyStatement._check_principal
+
+
+def _check_principal_with_role_sessions(self: Any, principal: str) -> bool:
+    """A trust policy that names a role as AWS principal admits that role's sessions (AWS matches the session
+    arn:aws:sts::<account>:assumed-role/<name>/<session> to the role); moto compared the session's ARN with the
+    role's literally, so one role could never assume another (AWX's execution role → the deploy role)."""
+    if _check_principal(self, principal):
+        return True
+    session = re.fullmatch(r"arn:([^:]+):sts::(\d+):assumed-role/([^/]+)/[^/]+", principal)
+    expected = (self._statement.get("Principal") or {}).get("AWS") or []
+    expected = [expected] if isinstance(expected, str) else expected
+    return bool(session) and any(
+        re.fullmatch(rf"arn:{session[1]}:iam::{session[2]}:role/(?:[^/]+/)*{re.escape(session[3])}", arn)
+        for arn in expected)
+
+
+IAMPolicyStatement._check_principal = _check_principal_with_role_sessions
 
 # STS calls that AWS answers unsigned: the caller has no credentials yet, the token or assertion is the proof.
 UNSIGNED_STS_ACTIONS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}

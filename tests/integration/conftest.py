@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
-from helpers import ansible_playbook, run
+from helpers import REPO, ansible_playbook, run
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +33,17 @@ def released(k8s):
     result = ansible_playbook("deploy.yml", "-i", "inventories/local")
     assert result.returncode == 0, result.stdout[-3000:]
     return result
+
+
+@pytest.fixture(scope="module")
+def execution_environment() -> Path:
+    """The operations toolchain's Python environment (the EE's requirement set), installed as `make` installs it."""
+    made = run(["make", "--no-print-directory", "ops-toolchain"], timeout=900)
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    key = hashlib.sha256((REPO / "requirements" / "runtime.txt").read_bytes()).hexdigest()[:12]
+    venv = Path(os.environ.get("COLORS_CACHE_DIR", Path.home() / ".cache" / "colors-deploy")) / f"ops-{key}"
+    assert (venv / "bin" / "ansible-playbook").exists(), venv
+    return venv
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The AWS side with permissions enforced: a release and a secret rotation succeed with exactly the actions the
-Terraform policies of the deploy and rollback roles grant, as the jobs get them - AssumeRoleWithWebIdentity with a
-token carrying GitHub's claims - and fail, naming it, when one action is missing.
+Terraform policies of the deploy and rollback roles grant, as the jobs get them - GitHub's through
+AssumeRoleWithWebIdentity with a token carrying GitHub's claims, AWX's through its "Colors AWS role" credential,
+which assumes the role from the execution node's own identity - and fail, naming it, when one action is missing.
 
 The local AWS API enforces IAM only while a test asks for it (moto's /moto-api/reset-auth). moto evaluates the
 actions of a policy, not its resources or conditions: the roles here carry Terraform's actions on "*", and the
@@ -10,11 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import urllib.request
 import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import boto3
 import pytest
+import yaml
+from awx_launch import CONFIG, injected, launch, output
 from colors_platform.workflows import fake_oidc_token
 from helpers import ON_SIMULATED_NODES, PLATFORM, REPO, ansible_playbook, moto_client, terraform_plan
 
@@ -81,7 +86,9 @@ def roles(k8s, tmp_path_factory):
         trust = {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"Federated": provider}, "Action": "sts:AssumeRoleWithWebIdentity"}]}
         arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-        made[role] = {"name": name, "arn": arn, "actions": _actions(planned, role)}
+        trust_plan = planned[f'module.pipeline_identity.data.aws_iam_policy_document.trust["{role}"]']["statement"]
+        made[role] = {"name": name, "arn": arn, "actions": _actions(planned, role),
+                      "awx_trust": next(s for s in trust_plan if s.get("sid") == "AWX")}
         _grant(name, made[role]["actions"])
     secrets = moto_client("secretsmanager")
     secrets.create_secret(Name=SECRET_ID, SecretString=json.dumps({"api_key": uuid.uuid4().hex,
@@ -140,3 +147,107 @@ def test_the_rotation_fails_naming_the_action_its_role_lacks(roles):
     assert rotate.returncode != 0
     said = " ".join(rotate.stdout.split())
     assert f"is not authorized to perform: {missing}" in said, rotate.stdout[-3000:]
+
+
+# --- AWX: the role credential, from the execution node's own identity ------------------------------------------
+
+@contextlib.contextmanager
+def instance_metadata(role_name: str, credentials: dict):
+    """A stand-in for the EC2 instance metadata service (IMDSv2) of an AWX execution node: the session of its
+    instance profile's role. A job reaches it as on the node, but for its address
+    (AWS_EC2_METADATA_SERVICE_ENDPOINT)."""
+    token = uuid.uuid4().hex
+    document = json.dumps({"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": credentials["AccessKeyId"],
+                           "SecretAccessKey": credentials["SecretAccessKey"], "Token": credentials["SessionToken"],
+                           "Expiration": credentials["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ")})
+    paths = {"/latest/meta-data/iam/security-credentials/": role_name,
+             f"/latest/meta-data/iam/security-credentials/{role_name}": document}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: str = "") -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def do_PUT(self):
+            self._answer(200, token) if self.path == "/latest/api/token" else self._answer(404)
+
+        def do_GET(self):
+            if self.headers.get("X-aws-ec2-metadata-token") != token:
+                self._answer(401)
+            else:
+                self._answer(200, paths[self.path]) if self.path in paths else self._answer(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def awx_node(roles):
+    """AWX's execution role (awx_principal_arns; outside the stack) allowed only sts:AssumeRole, trusted by the
+    rollback role as Terraform's trust statement says, and the metadata service of a node running as it."""
+    iam = moto_client("iam")
+    name = f"colors-awx-execution-{uuid.uuid4().hex[:6]}"
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    _grant(name, ["sts:AssumeRole"])
+    # Terraform's AWX statement of the rollback role's trust, naming this node's role instead of the tfvars' one.
+    rollback, planned = roles["rollback"], roles["rollback"]["awx_trust"]
+    trust = iam.get_role(RoleName=rollback["name"])["Role"]["AssumeRolePolicyDocument"]
+    trust["Statement"].append({"Sid": planned["sid"], "Effect": "Allow", "Action": planned["actions"],
+                               "Principal": {p["type"]: [arn] for p in planned["principals"]}})
+    iam.update_assume_role_policy(RoleName=rollback["name"], PolicyDocument=json.dumps(trust))
+    session = moto_client("sts").assume_role(RoleArn=arn, RoleSessionName="i-0awx")["Credentials"]
+    with instance_metadata(name, session) as endpoint:
+        yield {"name": name, "endpoint": endpoint}
+    iam.delete_role_policy(RoleName=name, PolicyName="pipeline")
+    iam.delete_role(RoleName=name)
+
+
+def _awx_job_env(role_arn: str, node: dict, tmp_path) -> dict[str, str]:
+    """What the template's "Colors AWS role" credential injects (as awx/controller.yml declares its type and
+    playbooks/awx.yml its inputs), plus the local endpoints of STS and of the node's metadata service."""
+    inputs = {"role_arn": role_arn, "credential_source": CONFIG["colors_awx_aws_credential_source"]}
+    env = injected(CONFIG["colors_awx_aws_credential_type"], inputs, tmp_path)
+    assert "AWS_ACCESS_KEY_ID" not in env and set(env) == {"AWS_CONFIG_FILE", "AWS_PROFILE"}
+    return {**env, "AWS_EC2_METADATA_SERVICE_ENDPOINT": node["endpoint"], "AWS_ENDPOINT_URL_STS": MOTO}
+
+
+def _awx_extra_data() -> dict:
+    """ARGS, as the extra variables of an AWX launch."""
+    simulated = yaml.safe_load((REPO / ON_SIMULATED_NODES[1][1:]).read_text())
+    return {**simulated, "app_release_namespace": NS, "cluster_bootstrap_app_namespace": NS,
+            "app_release_node_port": 0, "app_secrets_source": "secretsmanager",  # pragma: allowlist secret
+            "app_secrets_secretsmanager_id": SECRET_ID, "colors_prelude_platform": False,
+            "colors_bootstrap_on_deploy": False}
+
+
+def test_awx_rotates_through_its_role_credential_and_fails_without_assume_role(roles, awx_node,
+                                                                              execution_environment, tmp_path):
+    template = next(t for t in CONFIG["colors_awx_job_templates"] if t["key"] == "rotate-secrets")
+    assert template["credentials"] == ["aws-rollback"]
+    env = _awx_job_env(roles["rollback"]["arn"], awx_node, tmp_path)
+    before = moto_client("secretsmanager").get_secret_value(SecretId=SECRET_ID)["SecretString"]
+    with iam_enforced():
+        job = launch(execution_environment, tmp_path, "rotate-secrets", extra_data=_awx_extra_data(),
+                     credentials_env=env)
+    assert (job.status, job.rc) == ("successful", 0), output(job)[-4000:]
+    assert moto_client("secretsmanager").get_secret_value(SecretId=SECRET_ID)["SecretString"] != before
+
+    # The node's own role may do nothing but assume: without sts:AssumeRole the job cannot act at all.
+    _grant(awx_node["name"], ["sts:GetCallerIdentity"])
+    (tmp_path / "denied").mkdir()
+    with iam_enforced():
+        job = launch(execution_environment, tmp_path / "denied", "rotate-secrets", extra_data=_awx_extra_data(),
+                     credentials_env=env)
+    said = " ".join(output(job).split())
+    assert job.status == "failed" and "is not authorized to perform: sts:AssumeRole" in said, said[-4000:]

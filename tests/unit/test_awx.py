@@ -227,3 +227,43 @@ def test_each_survey_question_is_well_formed(template):
     for question in template["survey"]:
         assert {"question_name", "variable", "type", "required"} <= set(question), question
         assert question["type"] in ("text", "integer", "multiplechoice", "password")
+
+
+def test_each_job_template_gets_the_aws_role_credential_of_its_environment_and_no_key(tmp_path):
+    """playbooks/awx.yml's own expressions, run: the credential names and role ARNs it creates, and the
+    credentials it attaches to each job template of each environment."""
+    play = yaml.safe_load((REPO / "playbooks" / "awx.yml").read_text())[0]
+    made = next(t for t in play["tasks"] if "awx.awx.credential" in t and "loop" in t)
+    attached = next(t for t in play["tasks"] if "awx.awx.job_template" in t)
+    assert made["awx.awx.credential"]["credential_type"] == "{{ colors_awx_aws_credential_type.name }}"
+    probe = [{"name": "Probe", "hosts": "localhost", "connection": "local", "gather_facts": False,
+              "vars_files": [str(REPO / "awx" / "controller.yml")], "vars": play["vars"], "tasks": [
+                  {"ansible.builtin.debug": {"msg": {"name": made["awx.awx.credential"]["name"],
+                                                     "inputs": made["awx.awx.credential"]["inputs"]}},
+                   "loop": made["loop"], "vars": made["vars"]},
+                  {"ansible.builtin.debug": {"msg": {"template": "{{ template.key }} ({{ env }})",
+                                                     "credentials": attached["awx.awx.job_template"]["credentials"]}},
+                   "loop": attached["loop"], "vars": attached["vars"]}]}]
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "inventories").symlink_to(REPO / "inventories")  # playbook_dir/../inventories, as in the repo
+    (tmp_path / "playbooks" / "probe.yml").write_text(yaml.safe_dump(probe))
+    result = ansible_playbook(str(tmp_path / "playbooks" / "probe.yml"), ANSIBLE_STDOUT_CALLBACK="json")
+    assert result.returncode == 0, result.stdout[-3000:]
+    credentials, templates = [[r["msg"] for r in task["hosts"]["localhost"]["results"]]
+                              for task in json.loads(result.stdout)["plays"][0]["tasks"]]
+    assert {c["name"]: c["inputs"]["role_arn"].strip() for c in credentials} == {
+        f"Colors AWS {role} ({env})": f"arn:aws:iam::{account}:role/colors-{env}-{role}"
+        for env, account in (("staging", "111111111111"), ("prod", "222222222222"))
+        for role in ("deploy", "rollback", "infrastructure")}
+    assert {c["inputs"]["credential_source"] for c in credentials} == {"Ec2InstanceMetadata"}
+    kinds = {"deploy": "deploy", "verify": "deploy", "rollback": "rollback",
+             "rotate-secrets": "rollback",  # pragma: allowlist secret
+             "infrastructure-plan": "infrastructure", "infrastructure-apply": "infrastructure"}
+    expected = {f"{key} ({env})": [f"Colors AWS {kind} ({env})"] for env in ("staging", "prod")
+                for key, kind in kinds.items()}
+    expected |= {f"notify ({env})": ["Colors notification webhook"] for env in ("staging", "prod")}
+    assert {t["template"]: t["credentials"] for t in templates} == expected
+    # No credential type of AWX's static keys, no key input.
+    assert "Amazon Web Services" not in (REPO / "awx" / "controller.yml").read_text()
+    fields = CONFIG["colors_awx_aws_credential_type"]["inputs"]["fields"]
+    assert [f["id"] for f in fields] == ["role_arn", "credential_source"] and not any(f.get("secret") for f in fields)

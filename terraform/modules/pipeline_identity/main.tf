@@ -5,6 +5,7 @@
 #   rollback       jobs in <env>-rollback (rollback.yml, rotate-secrets.yml): the above, plus rotating the app secret
 #   release        tag builds (refs/tags/v*): push the image to ECR
 #   infrastructure AWX's infrastructure job templates (AWX assumes it from its own role): Terraform's apply
+# AWX's other job templates assume the deploy and rollback roles from its own role as well: no key anywhere.
 
 locals {
   issuer = "token.actions.githubusercontent.com"
@@ -40,6 +41,20 @@ data "aws_iam_policy_document" "trust" {
       test     = each.key == "release" ? "StringLike" : "StringEquals"
       variable = "${local.issuer}:sub"
       values   = each.value
+    }
+  }
+
+  # AWX's deploy, verify, rollback and rotation job templates assume the same roles from AWX's own (its execution
+  # nodes' instance profile), through the "Colors AWS role" credential of awx/controller.yml. Release is GitHub's only.
+  dynamic "statement" {
+    for_each = each.key != "release" && length(var.awx_principal_arns) > 0 ? [1] : []
+    content {
+      sid     = "AWX"
+      actions = ["sts:AssumeRole"]
+      principals {
+        type        = "AWS"
+        identifiers = var.awx_principal_arns
+      }
     }
   }
 }
