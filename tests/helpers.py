@@ -210,10 +210,18 @@ def image_as(version: str) -> str:
     return version
 
 
-def terraform_plan(environment: str, work: Path) -> dict[str, dict]:
+class Plan(dict):
+    """{address: planned values} of a plan, with the whole of `terraform show -json` as `shown` (its
+    configuration holds the references between modules)."""
+
+    shown: dict
+
+
+def terraform_plan(environment: str, work: Path, *variables: str) -> Plan:
     """{address: planned values} of `terraform plan -refresh=false` of a fresh state of the environment, with its
-    own tfvars and region, against the local AWS API (only the endpoint swapped): the stack is copied into `work`
-    with a local backend. Data sources read during apply are there too, with what is known at plan time."""
+    own tfvars and region (and `variables`, "name=value", over them), against the local AWS API (only the endpoint
+    swapped): the stack is copied into `work` with a local backend. Data sources are there too: those read at plan
+    time with their values, those read during apply with what is known at plan time."""
     import json
     import shutil
 
@@ -237,6 +245,16 @@ def terraform_plan(environment: str, work: Path) -> dict[str, dict]:
     terraform("plan", "-input=false", "-refresh=false", "-lock=false",
               f"-var-file={REPO / 'terraform' / 'environments' / environment / 'terraform.tfvars'}",
               f"-var=aws_region={region}", f"-var=aws_endpoint_url=http://127.0.0.1:{PLATFORM['ports']['moto']}",
-              f"-out={work / 'plan'}")
+              *[f"-var={v}" for v in variables], f"-out={work / 'plan'}")
     shown = json.loads(terraform("show", "-json", str(work / "plan")))
-    return {rc["address"]: rc["change"]["after"] for rc in shown["resource_changes"]}
+
+    def read(module: dict) -> dict[str, dict]:
+        found = {r["address"]: r["values"] for r in module.get("resources", [])}
+        for child in module.get("child_modules", []):
+            found |= read(child)
+        return found
+
+    plan = Plan(read(shown.get("prior_state", {}).get("values", {}).get("root_module", {})))
+    plan |= {rc["address"]: rc["change"]["after"] for rc in shown["resource_changes"]}
+    plan.shown = shown
+    return plan

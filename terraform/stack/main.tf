@@ -47,6 +47,7 @@ module "cluster" {
   node_disk_size_gb   = var.node_disk_size_gb
   log_retention_days  = var.log_retention_days
   kms_key_arn         = module.secrets.kms_key_arn
+  log_kms_key_arn     = module.observability.kms_key_arn
   access_entries      = var.eks_access_entries
 }
 
@@ -82,13 +83,17 @@ module "data" {
 module "edge" {
   source = "../modules/edge"
 
-  name                = local.name
-  domain_name         = var.domain_name
-  vpc_id              = module.network.vpc_id
-  public_subnet_ids   = module.network.public_subnet_ids
-  target_cidrs        = module.network.private_subnet_cidrs
-  app_port            = var.app_port
-  deletion_protection = var.deletion_protection
+  name                       = local.name
+  domain_name                = var.domain_name
+  vpc_id                     = module.network.vpc_id
+  public_subnet_ids          = module.network.public_subnet_ids
+  target_cidrs               = module.network.private_subnet_cidrs
+  app_port                   = var.app_port
+  deletion_protection        = var.deletion_protection
+  dns_zone_delegated         = var.dns_zone_delegated
+  log_kms_key_arn            = module.observability.kms_key_arn
+  log_retention_days         = var.log_retention_days
+  waf_requests_per_5_minutes = var.waf_requests_per_5_minutes
 }
 
 module "pipeline_identity" {

@@ -80,3 +80,8 @@ output "pipeline_role_arns" {
   description = "Roles of the pipelines: deploy, rollback, release (GitHub environment variables), infrastructure (AWX)."
   value       = module.pipeline_identity.role_arns
 }
+
+output "name_servers" {
+  description = "Name servers of the dashboard's zone: delegate the domain to them in the parent zone, then apply with dns_zone_delegated = true."
+  value       = module.edge.name_servers
+}

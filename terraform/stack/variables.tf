@@ -74,8 +74,13 @@ variable "node_disk_size_gb" {
 }
 
 variable "db_engine_version" {
-  description = "PostgreSQL version."
+  description = "PostgreSQL major version. RDS applies minor upgrades itself (auto_minor_version_upgrade), so a pinned minor would make Terraform plan a downgrade after each one."
   type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]+$", var.db_engine_version))
+    error_message = "db_engine_version must be a major version only (e.g. \"16\"): RDS upgrades minors itself, and Terraform would try to downgrade a pinned one."
+  }
 }
 
 variable "db_instance_class" {
@@ -166,4 +171,14 @@ variable "oncall_principal_arn" {
 variable "eks_access_entries" {
   description = "Create the EKS access entries (false only on the local moto server, whose EKS API has none)."
   type        = bool
+}
+
+variable "dns_zone_delegated" {
+  description = "Whether the parent zone delegates to the dashboard's zone (output name_servers). false for the first apply of a new environment: the certificate is validated, and HTTPS served, from the apply after the delegation."
+  type        = bool
+}
+
+variable "waf_requests_per_5_minutes" {
+  description = "Requests one client address may make to the dashboard in 5 minutes before AWS WAF blocks it."
+  type        = number
 }

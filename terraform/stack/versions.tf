@@ -36,6 +36,7 @@ provider "aws" {
       secretsmanager = endpoints.value
       sns            = endpoints.value
       sts            = endpoints.value
+      wafv2          = endpoints.value
     }
   }
 

@@ -113,3 +113,139 @@ def test_awx_credentials_name_the_roles_this_plan_creates_in_the_inventorys_acco
         assert arn == f"arn:aws:iam::{account}:role/{name}"
     # AWX's own role, which the roles trust, is in the same account.
     assert {arn.split(":")[4] for arn in json.loads(_tfvars(environment)["awx_principal_arns"])} == {account}
+
+
+# --- AWS as it behaves, where moto accepts what AWS refuses ------------------------------------------------------
+
+def _module(shown: dict, path: tuple[str, ...]) -> dict:
+    module = shown["configuration"]["root_module"]
+    for name in path:
+        module = module["module_calls"][name]["module"]
+    return module
+
+
+def _source(shown: dict, path: tuple[str, ...], reference: str) -> str:
+    """The address of the resource or data source that a reference made in module `path` comes from, followed
+    through module variables and outputs."""
+    parts = reference.split(".")
+    if parts[0] == "var":
+        call = _module(shown, path[:-1])["module_calls"][path[-1]]
+        return _source(shown, path[:-1], call["expressions"][parts[1]]["references"][0])
+    if parts[0] == "module":
+        inner = (*path, parts[1])
+        return _source(shown, inner, _module(shown, inner)["outputs"][parts[2]]["expression"]["references"][0])
+    local = ".".join(parts[:3] if parts[0] == "data" else parts[:2])
+    return ".".join([*(f"module.{p}" for p in path), local])
+
+
+def _resources(shown: dict, kind: str, path: tuple[str, ...] = ()):
+    """(module path, configuration) of every managed resource of a type, in every module."""
+    module = _module(shown, path)
+    for resource in module.get("resources", []):
+        if resource["type"] == kind and resource["mode"] == "managed":
+            yield path, resource
+    for name in module.get("module_calls", {}):
+        yield from _resources(shown, kind, (*path, name))
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value] if value else []
+
+
+def test_every_log_groups_key_lets_cloudwatch_logs_use_it(plan):
+    """AWS refuses to create a log group with a key whose policy does not grant the logs service (moto creates it):
+    the first apply failed on the control plane's, and the cluster depends on it."""
+    environment, planned = plan
+    region = yaml.safe_load((REPO / "inventories" / environment / "group_vars" / "all" / "main.yml").read_text())[
+        "colors_aws_region"]
+    service = f"logs.{region}.amazonaws.com"
+    groups = list(_resources(planned.shown, "aws_cloudwatch_log_group"))
+    assert {resource["address"] for _, resource in groups} == {
+        "aws_cloudwatch_log_group.control_plane", "aws_cloudwatch_log_group.app", "aws_cloudwatch_log_group.flow_logs",
+        "aws_cloudwatch_log_group.waf"}
+    for path, group in groups:
+        name = ".".join([*(f"module.{p}" for p in path), group["address"]])
+        key = _source(planned.shown, path, group["expressions"]["kms_key_id"]["references"][0])
+        assert key.split(".")[-2] == "aws_kms_key", f"{name} is not encrypted with a key of this stack: {key}"
+        assert planned[key]["policy"], f"the policy of {key} is not known at plan time"
+        granted = {action for statement in json.loads(planned[key]["policy"])["Statement"]
+                   if statement["Effect"] == "Allow" and service in _listed(statement["Principal"].get("Service"))
+                   for action in _listed(statement["Action"])}
+        assert {"kms:Encrypt*", "kms:Decrypt*", "kms:GenerateDataKey*"} <= granted, (
+            f"{name} is encrypted with {key}, whose policy does not let {service} use it: {sorted(granted)}")
+
+
+@pytest.fixture(scope="module")
+def undelegated(tmp_path_factory):
+    """Staging's plan for the first apply of a new environment: the zone is not delegated yet."""
+    return terraform_plan("staging", tmp_path_factory.mktemp("plan-undelegated"), "dns_zone_delegated=false")
+
+
+def test_the_certificate_is_validated_only_once_the_zone_is_delegated(plan, undelegated):
+    """ACM validates a certificate only through a zone the parent delegates to: validating against the zone of the
+    same apply held the first apply until ACM timed out. Its name servers are an output, to delegate to."""
+    _, planned = plan
+    for shown in (planned.shown, undelegated.shown):
+        zone = _source(shown, (), shown["configuration"]["root_module"]["outputs"]["name_servers"]["expression"][
+            "references"][0])
+        assert zone == "module.edge.aws_route53_zone.this"
+    assert "module.edge.aws_acm_certificate.this" in undelegated
+    assert not [a for a in undelegated if "aws_acm_certificate_validation" in a or "aws_lb_listener.https" in a]
+    assert undelegated["module.edge.aws_lb_listener.http_redirect"]["default_action"][0]["type"] == "redirect"
+    # Delegated (the environments' tfvars): validated, then served on 443 with TLS 1.2+.
+    assert "module.edge.aws_acm_certificate_validation.this[0]" in planned
+    https = planned["module.edge.aws_lb_listener.https[0]"]
+    assert (https["port"], https["protocol"]) == (443, "HTTPS")
+    assert https["ssl_policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    listener = next(r for _, r in _resources(planned.shown, "aws_lb_listener") if r["address"].endswith(".https"))
+    assert "aws_acm_certificate_validation.this" in listener["expressions"]["certificate_arn"]["references"][-1]
+
+
+def test_the_database_pins_only_its_major_version_while_rds_upgrades_the_minors(plan):
+    """With auto_minor_version_upgrade, RDS moves 16.6 to 16.x itself; a pinned minor made the next plan a
+    downgrade. The parameter group's family follows the major."""
+    _, planned = plan
+    database = planned["module.data.aws_db_instance.this"]
+    assert database["auto_minor_version_upgrade"] is True
+    assert database["engine_version"].isdigit(), database["engine_version"]
+    assert planned["module.data.aws_db_parameter_group.this"]["family"] == f"postgres{database['engine_version']}"
+
+
+def _references(shown: dict, path: tuple[str, ...], address: str, attribute: str) -> list[str]:
+    (resource,) = [r for r in _module(shown, path)["resources"] if r["address"] == address]
+    return resource["expressions"][attribute]["references"]
+
+
+def test_every_request_passes_aws_waf_and_the_load_balancer_logs_it(plan):
+    environment, planned = plan
+    acl = planned["module.edge.aws_wafv2_web_acl.this"]
+    assert acl["scope"] == "REGIONAL"
+    managed = {r["statement"][0]["managed_rule_group_statement"][0]["name"]: r for r in acl["rule"]
+               if r["statement"][0]["managed_rule_group_statement"]}
+    assert set(managed) == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
+                            "AWSManagedRulesAmazonIpReputationList", "AWSManagedRulesAnonymousIpList"}
+    # The managed groups block (their own actions), none is left counting as a whole.
+    assert all(r["override_action"][0]["none"] for r in managed.values())
+    (rate,) = [r for r in acl["rule"] if r["statement"][0]["rate_based_statement"]]
+    assert rate["action"][0]["block"]
+    limit = rate["statement"][0]["rate_based_statement"][0]["limit"]
+    assert limit == int(_tfvars(environment)["waf_requests_per_5_minutes"])
+    shown = planned.shown
+    assert _source(shown, ("edge",), _references(shown, ("edge",), "aws_wafv2_web_acl_association.alb",
+                                                 "resource_arn")[0]) == "module.edge.aws_lb.this"
+    (destination,) = _references(shown, ("edge",), "aws_wafv2_web_acl_logging_configuration.this",
+                                 "log_destination_configs")[:1]
+    log_group = _source(shown, ("edge",), destination)
+    assert planned[log_group]["name"].startswith("aws-waf-logs-")  # the only names WAF delivers to
+
+    load_balancer = planned["module.edge.aws_lb.this"]
+    assert load_balancer["access_logs"][0]["enabled"] is True
+    (configured,) = [r for r in _module(shown, ("edge",))["resources"] if r["address"] == "aws_lb.this"]
+    bucket = _source(shown, ("edge",), configured["expressions"]["access_logs"][0]["bucket"]["references"][0])
+    assert bucket == "module.edge.aws_s3_bucket.access_logs"
+    policy = planned["module.edge.data.aws_iam_policy_document.access_logs"]["statement"]
+    writers = {p["type"]: p["identifiers"] for s in policy if s["actions"] == ["s3:PutObject"] for p in s["principals"]}
+    assert writers["Service"] == ["logdelivery.elasticloadbalancing.amazonaws.com"]
+    assert writers["AWS"][0].startswith("arn:aws:iam::") and writers["AWS"][0].endswith(":root")
+    assert planned["module.edge.aws_s3_bucket_server_side_encryption_configuration.access_logs"]["rule"][0][
+        "apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "AES256"  # the only one ALB logs support

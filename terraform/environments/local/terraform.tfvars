@@ -13,7 +13,7 @@ node_desired_size   = 2
 node_max_size       = 3
 node_disk_size_gb   = 50
 
-db_engine_version           = "16.6"
+db_engine_version           = "16"
 db_instance_class           = "db.t4g.micro"
 db_allocated_storage_gb     = 20
 db_max_allocated_storage_gb = 50
@@ -29,7 +29,10 @@ log_retention_days           = 7
 alert_email_addresses        = []
 
 domain_name = "colors.local.test"
-app_port    = 8080
+# moto issues the certificate at once: the local zone counts as delegated.
+dns_zone_delegated         = true
+waf_requests_per_5_minutes = 2000
+app_port                   = 8080
 
 github_repository    = "colors/colors-deploy"
 awx_principal_arns   = ["arn:aws:iam::123456789012:role/colors-awx-execution"]

@@ -13,7 +13,7 @@ node_desired_size   = 3
 node_max_size       = 6
 node_disk_size_gb   = 50
 
-db_engine_version           = "16.6"
+db_engine_version           = "16"
 db_instance_class           = "db.t4g.medium"
 db_allocated_storage_gb     = 50
 db_max_allocated_storage_gb = 200
@@ -29,7 +29,10 @@ log_retention_days           = 30
 alert_email_addresses        = ["colors-staging-alerts@example.com"]
 
 domain_name = "staging.colors.example.com"
-app_port    = 8080
+# false for the first apply of a new environment; delegate to output name_servers, then set true.
+dns_zone_delegated         = true
+waf_requests_per_5_minutes = 2000
+app_port                   = 8080
 
 github_repository    = "colors/colors-deploy"
 awx_principal_arns   = ["arn:aws:iam::111111111111:role/colors-awx-execution"]

@@ -33,7 +33,8 @@ resource "aws_cloudwatch_log_group" "control_plane" {
   # EKS writes to this exact name; creating it first sets retention and encryption.
   name              = "/aws/eks/${var.name}/cluster"
   retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
+  # The signals key, whose policy lets CloudWatch Logs use it (the data key's does not: the first apply would fail).
+  kms_key_id = var.log_kms_key_arn
 }
 
 resource "aws_eks_cluster" "this" {

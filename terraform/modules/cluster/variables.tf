@@ -54,7 +54,12 @@ variable "log_retention_days" {
 }
 
 variable "kms_key_arn" {
-  description = "KMS key for envelope encryption of Kubernetes Secrets and for the control plane log group."
+  description = "KMS key for envelope encryption of Kubernetes Secrets."
+  type        = string
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key of the control plane log group; its key policy must let CloudWatch Logs use it."
   type        = string
 }
 

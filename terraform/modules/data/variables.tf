@@ -19,7 +19,7 @@ variable "client_cidrs" {
 }
 
 variable "engine_version" {
-  description = "PostgreSQL major.minor version."
+  description = "PostgreSQL major version (RDS applies the minor upgrades)."
   type        = string
 }
 

@@ -1,6 +1,7 @@
-# The public entry: DNS zone and certificate of the dashboard, an internet-facing ALB that speaks TLS 1.2+ only,
-# redirects HTTP to HTTPS, and forwards to the Colors pods (IP targets, registered by the AWS Load Balancer
-# Controller's TargetGroupBinding) whose /readyz decides who gets traffic.
+# The public entry: DNS zone and certificate of the dashboard, an internet-facing ALB behind AWS WAF (protection.tf)
+# that speaks TLS 1.2+ only, redirects HTTP to HTTPS, logs every request, and forwards to the Colors pods (IP
+# targets, registered by the AWS Load Balancer Controller's TargetGroupBinding) whose /readyz decides who gets
+# traffic.
 
 resource "aws_route53_zone" "this" {
   #checkov:skip=CKV2_AWS_38:DNSSEC signing needs an asymmetric KMS key in us-east-1 and a DS record in the parent zone, which this project does not own.
@@ -30,7 +31,12 @@ resource "aws_route53_record" "validation" {
   ttl     = 300
 }
 
+# ACM validates through the zone only once the parent zone delegates to it (the name_servers output). Before that,
+# waiting for validation would hold the apply until it times out: the first apply of an environment runs with
+# dns_zone_delegated = false and ends with the name servers to delegate; the next one validates and listens on 443.
 resource "aws_acm_certificate_validation" "this" {
+  count = var.dns_zone_delegated ? 1 : 0
+
   certificate_arn         = aws_acm_certificate.this.arn
   validation_record_fqdns = [for record in aws_route53_record.validation : record.fqdn]
 }
@@ -67,8 +73,6 @@ resource "aws_vpc_security_group_egress_rule" "alb_to_pods" {
 }
 
 resource "aws_lb" "this" {
-  #checkov:skip=CKV_AWS_91:Access logs need a bucket policy for the regional ELB account; requests are logged by the app (request id) instead.
-  #checkov:skip=CKV2_AWS_28:No WAF yet; listed as an open gap in docs/compliance.md.
   name                       = var.name
   load_balancer_type         = "application"
   internal                   = false
@@ -76,6 +80,14 @@ resource "aws_lb" "this" {
   security_groups            = [aws_security_group.alb.id]
   drop_invalid_header_fields = true
   enable_deletion_protection = var.deletion_protection
+
+  access_logs {
+    bucket  = aws_s3_bucket.access_logs.id
+    enabled = true
+  }
+
+  # The load balancer checks that it may write to the bucket when logging is turned on.
+  depends_on = [aws_s3_bucket_policy.access_logs]
 }
 
 resource "aws_lb_target_group" "app" {
@@ -98,11 +110,13 @@ resource "aws_lb_target_group" "app" {
 }
 
 resource "aws_lb_listener" "https" {
+  count = var.dns_zone_delegated ? 1 : 0
+
   load_balancer_arn = aws_lb.this.arn
   port              = 443
   protocol          = "HTTPS"
   ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-  certificate_arn   = aws_acm_certificate_validation.this.certificate_arn
+  certificate_arn   = aws_acm_certificate_validation.this[0].certificate_arn
 
   default_action {
     type             = "forward"

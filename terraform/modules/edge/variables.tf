@@ -32,3 +32,23 @@ variable "deletion_protection" {
   description = "Refuse deletion of the load balancer."
   type        = bool
 }
+
+variable "dns_zone_delegated" {
+  description = "Whether the parent zone delegates to this zone's name servers. Only then does ACM validation (and so the HTTPS listener) get created."
+  type        = bool
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key of the WAF log group; its key policy must let CloudWatch Logs use it."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Retention of the WAF log group and of the ALB access logs."
+  type        = number
+}
+
+variable "waf_requests_per_5_minutes" {
+  description = "Requests one client address may make in 5 minutes before WAF blocks it."
+  type        = number
+}
