@@ -235,7 +235,7 @@ molecule: check-role up ## Molecule scenario of every role, or of ROLE=<name> (c
 
 .PHONY: test
 test: lint up node-image ## The whole test suite: lint, unit + integration tests (app image included), Molecule
-	@pytest tests
+	@pytest tests --durations=30
 	@$(MAKE) --no-print-directory molecule
 
 .PHONY: bench
