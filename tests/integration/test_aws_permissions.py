@@ -29,11 +29,12 @@ REGION = PLATFORM["aws"]["region"]
 NS = "aws-iam"
 SECRET_ID = "colors-local/iam"  # noqa: S105 - a name
 REPOSITORY = "colors/colors-deploy"
-ARGS = ["-i", "inventories/local", *ON_SIMULATED_NODES, "-e", f"app_release_namespace={NS}",
-        "-e", f"cluster_bootstrap_app_namespace={NS}", "-e", "app_release_node_port=0",
-        "-e", "app_secrets_source=secretsmanager", "-e", f"app_secrets_secretsmanager_id={SECRET_ID}",
-        # As staging runs: nothing of the local platform is started, nothing bootstrapped on deploy.
-        "-e", '{"colors_prelude_platform": false, "colors_bootstrap_on_deploy": false}']
+EXTRA_VARS = {"app_release_namespace": NS, "cluster_bootstrap_app_namespace": NS, "app_release_node_port": 0,
+              "app_secrets_source": "secretsmanager",  # pragma: allowlist secret
+              "app_secrets_secretsmanager_id": SECRET_ID,
+              # As staging runs: nothing of the local platform is started, nothing bootstrapped on deploy.
+              "colors_prelude_platform": False, "colors_bootstrap_on_deploy": False}
+ARGS = ["-i", "inventories/local", *ON_SIMULATED_NODES, "-e", json.dumps(EXTRA_VARS)]
 
 
 @contextlib.contextmanager
@@ -224,11 +225,7 @@ def _awx_job_env(role_arn: str, node: dict, tmp_path) -> dict[str, str]:
 
 def _awx_extra_data() -> dict:
     """ARGS, as the extra variables of an AWX launch."""
-    simulated = yaml.safe_load((REPO / ON_SIMULATED_NODES[1][1:]).read_text())
-    return {**simulated, "app_release_namespace": NS, "cluster_bootstrap_app_namespace": NS,
-            "app_release_node_port": 0, "app_secrets_source": "secretsmanager",  # pragma: allowlist secret
-            "app_secrets_secretsmanager_id": SECRET_ID, "colors_prelude_platform": False,
-            "colors_bootstrap_on_deploy": False}
+    return {**yaml.safe_load((REPO / ON_SIMULATED_NODES[1][1:]).read_text()), **EXTRA_VARS}
 
 
 def test_awx_rotates_through_its_role_credential_and_fails_without_assume_role(roles, awx_node,

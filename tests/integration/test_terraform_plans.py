@@ -197,8 +197,8 @@ def test_the_certificate_is_validated_only_once_the_zone_is_delegated(plan, unde
     https = planned["module.edge.aws_lb_listener.https[0]"]
     assert (https["port"], https["protocol"]) == (443, "HTTPS")
     assert https["ssl_policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    listener = next(r for _, r in _resources(planned.shown, "aws_lb_listener") if r["address"].endswith(".https"))
-    assert "aws_acm_certificate_validation.this" in listener["expressions"]["certificate_arn"]["references"][-1]
+    references = _references(planned.shown, ("edge",), "aws_lb_listener.https", "certificate_arn")
+    assert "aws_acm_certificate_validation.this" in references[-1]
 
 
 def test_the_database_pins_only_its_major_version_while_rds_upgrades_the_minors(plan):
@@ -211,9 +211,14 @@ def test_the_database_pins_only_its_major_version_while_rds_upgrades_the_minors(
     assert planned["module.data.aws_db_parameter_group.this"]["family"] == f"postgres{database['engine_version']}"
 
 
-def _references(shown: dict, path: tuple[str, ...], address: str, attribute: str) -> list[str]:
+def _configured(shown: dict, path: tuple[str, ...], address: str) -> dict:
+    """The configuration of one resource of module `path`."""
     (resource,) = [r for r in _module(shown, path)["resources"] if r["address"] == address]
-    return resource["expressions"][attribute]["references"]
+    return resource
+
+
+def _references(shown: dict, path: tuple[str, ...], address: str, attribute: str) -> list[str]:
+    return _configured(shown, path, address)["expressions"][attribute]["references"]
 
 
 def test_every_request_passes_aws_waf_and_the_load_balancer_logs_it(plan):
@@ -240,7 +245,7 @@ def test_every_request_passes_aws_waf_and_the_load_balancer_logs_it(plan):
 
     load_balancer = planned["module.edge.aws_lb.this"]
     assert load_balancer["access_logs"][0]["enabled"] is True
-    (configured,) = [r for r in _module(shown, ("edge",))["resources"] if r["address"] == "aws_lb.this"]
+    configured = _configured(shown, ("edge",), "aws_lb.this")
     bucket = _source(shown, ("edge",), configured["expressions"]["access_logs"][0]["bucket"]["references"][0])
     assert bucket == "module.edge.aws_s3_bucket.access_logs"
     policy = planned["module.edge.data.aws_iam_policy_document.access_logs"]["statement"]
