@@ -102,7 +102,9 @@ def bench_deploy() -> None:
     version = yaml.safe_load((REPO / "inventories/local/group_vars/all/main.yml").read_text())["app_release_version"]
     # On the simulated nodes, like the kubectl baseline below (9.9.9 is a made-up version without an image); the
     # real worker node's rollouts are measured by bench/zero_downtime_bench.py.
-    local = ["-i", "inventories/local", "-e", f"@{REPO / 'localplatform' / 'simulated-nodes.yml'}"]
+    # With the platform step, as `make deploy` runs (simulated-nodes.yml skips it for the tests).
+    local = ["-i", "inventories/local", "-e", f"@{REPO / 'localplatform' / 'simulated-nodes.yml'}",
+             "-e", '{"colors_prelude_platform": true}']
     first = timed(playbook("deploy.yml", *local))
     noop = timed(playbook("deploy.yml", *local))
     rollout = timed(playbook("deploy.yml", *local, "-e", "app_release_version=9.9.9"))

@@ -21,6 +21,11 @@ APP_VERSION = tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["proj
 # Extra variables that keep a release on the simulated (kwok) nodes: for tests that release made-up versions, which
 # have no image (kwok runs no container and simulates the drills by tag). Colors itself runs on the real worker node.
 ON_SIMULATED_NODES = ("-e", f"@{REPO / 'localplatform' / 'simulated-nodes.yml'}")
+# A release as staging and prod run it: the namespace was bootstrapped before (bootstrap.yml there; here the module's
+# first deploy, which bootstraps as the local inventory asks), so the run goes from its checks, the deployer's access
+# check included, straight to the release (about 9 s less than a local deploy, which bootstraps and installs the
+# monitoring first).
+RELEASE_ONLY = ("-e", '{"colors_bootstrap_on_deploy": false}')
 
 
 def tool_env(**extra: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from helpers import ON_SIMULATED_NODES, PLATFORM, ansible_playbook, template_hashes
+from helpers import ON_SIMULATED_NODES, PLATFORM, RELEASE_ONLY, ansible_playbook, template_hashes
 
 pytestmark = pytest.mark.platform
 NS = "bluegreen"
@@ -24,14 +24,16 @@ def _routed(k8s):
     return color, deployment.spec.template.spec.containers[0].image, deployment.status.ready_replicas
 
 
-def _deploy(version):
-    return ansible_playbook("deploy.yml", *ARGS, "-e", f"app_release_version={version}")
+def _deploy(version, bootstrap=False):
+    """A release as staging runs it (RELEASE_ONLY); bootstrap=True: as the local inventory runs it, bootstrap first."""
+    return ansible_playbook("deploy.yml", *ARGS, *(() if bootstrap else RELEASE_ONLY), "-e",
+                            f"app_release_version={version}")
 
 
 @pytest.fixture(scope="module")
 def two_colours(k8s):
-    for version in ("4.0.0", "4.1.0"):
-        assert _deploy(version).returncode == 0
+    for version, bootstrap in (("4.0.0", True), ("4.1.0", False)):
+        assert _deploy(version, bootstrap).returncode == 0
     yield
     core, _, _ = k8s
     core.delete_namespace(NS)
@@ -83,7 +85,7 @@ def test_the_metric_gates_judge_the_new_colour_by_its_own_pods(k8s, two_colours)
     before = _routed(k8s)
     gates = json.dumps({"app_release_prometheus_url": f"http://127.0.0.1:{PLATFORM['ports']['prometheus']}",
                         "app_release_prometheus_no_data_timeout": 2})
-    result = ansible_playbook("deploy.yml", *ARGS, "-e", "app_release_version=4.4.0", "-e", gates)
+    result = ansible_playbook("deploy.yml", *ARGS, *RELEASE_ONLY, "-e", "app_release_version=4.4.0", "-e", gates)
     assert result.returncode != 0
     out = " ".join(result.stdout.split())
     match = re.search(r'failed gate prometheus:error-ratio on (blue|green): .*?pod_template_hash="([a-z0-9]+)".*?'

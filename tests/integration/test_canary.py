@@ -12,7 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import ON_SIMULATED_NODES, PLATFORM, STATE, ansible_playbook, prometheus_query
+from helpers import ON_SIMULATED_NODES, PLATFORM, RELEASE_ONLY, STATE, ansible_playbook, prometheus_query
 
 pytestmark = pytest.mark.platform
 NS = "canary"
@@ -91,7 +91,7 @@ def _images(k8s):
 
 def test_a_canary_whose_error_ratio_exceeds_the_gate_is_aborted(k8s, exporter):
     exporter.settle(0.5)
-    result = ansible_playbook("deploy.yml", *ARGS, "-e", "app_release_version=7.1.0")
+    result = ansible_playbook("deploy.yml", *ARGS, *RELEASE_ONLY, "-e", "app_release_version=7.1.0")
     assert result.returncode != 0
     out = " ".join(result.stdout.split())
     assert "Canary 7.1.0 (localhost/colors:7.1.0) aborted at 25% (1 of 4 pods): gate prometheus:error-ratio" in out
@@ -104,7 +104,7 @@ def test_a_canary_whose_error_ratio_exceeds_the_gate_is_aborted(k8s, exporter):
 
 def test_a_canary_that_passes_every_step_is_promoted(k8s, exporter):
     exporter.settle(0.0)
-    result = ansible_playbook("deploy.yml", *ARGS, "-e", "app_release_version=7.2.0")
+    result = ansible_playbook("deploy.yml", *ARGS, *RELEASE_ONLY, "-e", "app_release_version=7.2.0")
     assert result.returncode == 0, result.stdout[-3000:]
     assert _images(k8s) == ("localhost/colors:7.2.0", 4)
     core, _, _ = k8s

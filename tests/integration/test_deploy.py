@@ -10,11 +10,13 @@ import sys
 
 import pytest
 import yaml
-from helpers import KUBECONFIG, ON_SIMULATED_NODES, ansible_playbook, recap, run
+from helpers import KUBECONFIG, ON_SIMULATED_NODES, RELEASE_ONLY, ansible_playbook, recap, run
 from kubernetes.client.rest import ApiException
 
 # Made-up versions (0.9.x) have no image: their releases stay on the simulated nodes.
 ON_KWOK = ["-i", "inventories/local", *ON_SIMULATED_NODES]
+# ... released as staging releases, once the module's first deploy (as the local inventory runs it) bootstrapped.
+RELEASED_ON_KWOK = [*ON_KWOK, *RELEASE_ONLY]
 
 pytestmark = pytest.mark.platform
 NS = "colors"
@@ -167,7 +169,7 @@ def test_a_second_deploy_is_refused_while_another_holds_the_release_lock(k8s, de
     now = datetime.datetime.now(datetime.UTC)
     leases.create_namespaced_lease(NS, _lease("alice@ci/run-1", now, 600))
     before = _deployment(k8s)
-    result = ansible_playbook("deploy.yml", *ON_KWOK, "-e", "app_release_version=0.9.1")
+    result = ansible_playbook("deploy.yml", *RELEASED_ON_KWOK, "-e", "app_release_version=0.9.1")
     assert result.returncode != 0
     assert "Another release is running" in result.stdout and "held by alice@ci/run-1" in result.stdout
     after = _deployment(k8s)
@@ -178,7 +180,7 @@ def test_a_second_deploy_is_refused_while_another_holds_the_release_lock(k8s, de
 def test_the_lock_of_a_deploy_that_died_expires_and_the_next_deploy_proceeds(k8s, deployed, leases):
     long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=120)
     leases.create_namespaced_lease(NS, _lease("crashed@ci/run-7", long_ago, 60))
-    result = ansible_playbook("deploy.yml", *ON_KWOK, "-e", "app_release_version=0.9.0")
+    result = ansible_playbook("deploy.yml", *RELEASED_ON_KWOK, "-e", "app_release_version=0.9.0")
     assert result.returncode == 0, result.stdout[-3000:]
     with pytest.raises(ApiException) as err:  # released at the end of the release
         leases.read_namespaced_lease("colors-release", NS)
@@ -188,7 +190,7 @@ def test_the_lock_of_a_deploy_that_died_expires_and_the_next_deploy_proceeds(k8s
 def test_a_person_can_break_the_lock_of_a_run_known_to_be_dead(k8s, deployed, leases):
     now = datetime.datetime.now(datetime.UTC)
     leases.create_namespaced_lease(NS, _lease("hung@ci/run-9", now, 900))
-    result = ansible_playbook("deploy.yml", *ON_KWOK, "-e", "app_release_version=0.9.0",
+    result = ansible_playbook("deploy.yml", *RELEASED_ON_KWOK, "-e", "app_release_version=0.9.0",
                               "-e", "app_release_lock_force_release=true")
     assert result.returncode == 0, result.stdout[-3000:]
     with pytest.raises(ApiException):
@@ -209,7 +211,7 @@ def test_verify_fails_naming_what_runs_when_another_version_was_expected(deploye
 
 def test_deploy_writes_the_job_summary_where_github_asks_for_it(deployed, tmp_path):
     summary = tmp_path / "summary.md"
-    result = ansible_playbook("deploy.yml", *ON_KWOK, "-e", "app_release_version=0.9.0",
+    result = ansible_playbook("deploy.yml", *RELEASED_ON_KWOK, "-e", "app_release_version=0.9.0",
                               GITHUB_STEP_SUMMARY=str(summary))
     assert result.returncode == 0, result.stdout[-3000:]
     text = summary.read_text()

@@ -18,7 +18,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from helpers import KUBECONFIG, ON_SIMULATED_NODES, REPO, STATE, ansible_playbook, moto_client
+from helpers import KUBECONFIG, ON_SIMULATED_NODES, RELEASE_ONLY, REPO, STATE, ansible_playbook, moto_client
 
 pytestmark = pytest.mark.platform
 NS, BG = "access", "access-bg"
@@ -32,8 +32,7 @@ SECRET_ID = "colors-local/access"  # noqa: S105 - a name: the keys come from Sec
 
 def _args(namespace: str, *extra: str) -> list[str]:
     """As staging and prod run: keys from Secrets Manager, no bootstrap on deploy (bootstrap.yml ran first)."""
-    return ["-i", "inventories/local", *ON_SIMULATED_NODES, "-e", f"app_release_namespace={namespace}",
-            "-e", '{"colors_bootstrap_on_deploy": false}',
+    return ["-i", "inventories/local", *ON_SIMULATED_NODES, *RELEASE_ONLY, "-e", f"app_release_namespace={namespace}",
             "-e", f"cluster_bootstrap_app_namespace={namespace}", "-e", "app_release_node_port=0",
             "-e", "app_secrets_source=secretsmanager", "-e", f"app_secrets_secretsmanager_id={SECRET_ID}", *extra]
 

@@ -22,6 +22,7 @@ from helpers import (
     ERROR_ALERTS,
     INHIBITING_ALERTS,
     PLATFORM,
+    RELEASE_ONLY,
     REPO,
     ansible_playbook,
     image_as,
@@ -37,7 +38,8 @@ from helpers import (
 pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
 NS = "colors"
 PROMETHEUS = f"http://127.0.0.1:{PLATFORM['ports']['prometheus']}"
-DEPLOY = ("deploy.yml", "-i", "inventories/local")
+# After the `released` fixture (bootstrapped), each release as staging runs it.
+DEPLOY = ("deploy.yml", "-i", "inventories/local", *RELEASE_ONLY)
 SOURCES = yaml.safe_load((REPO / "roles" / "monitoring" / "dashboard-sources.yml").read_text())
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import ON_SIMULATED_NODES, ansible_playbook, recap, run
+from helpers import ON_SIMULATED_NODES, RELEASE_ONLY, ansible_playbook, recap, run
 
 pytestmark = pytest.mark.platform
 NS = "colors"
@@ -23,15 +23,16 @@ def _ledger(k8s):
     return sorted((json.loads(cm.data["entry"]) for cm in items), key=lambda e: e["id"])
 
 
-def _deploy(version, *extra, **env):
+def _deploy(version, *extra, bootstrap=False, **env):
+    """A release as staging runs it (RELEASE_ONLY); bootstrap=True: as the local inventory runs it, bootstrap first."""
     return ansible_playbook("deploy.yml", "-i", "inventories/local", *ON_SIMULATED_NODES,
-                            "-e", f"app_release_version={version}", *extra, **env)
+                            *(() if bootstrap else RELEASE_ONLY), "-e", f"app_release_version={version}", *extra, **env)
 
 
 @pytest.fixture(scope="module")
 def good_release(k8s):
-    for version in ("2.0.0", "2.1.0"):
-        result = _deploy(version)
+    for version, bootstrap in (("2.0.0", True), ("2.1.0", False)):
+        result = _deploy(version, bootstrap=bootstrap)
         assert result.returncode == 0, result.stdout[-3000:]
     assert _image(k8s) == "localhost/colors:2.1.0"
     return "2.1.0"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, ansible_playbook, moto_client
+from helpers import RELEASE_ONLY, REPO, ansible_playbook, moto_client
 
 pytestmark = pytest.mark.platform
 NS = "colors"
@@ -72,7 +72,7 @@ def test_deploy_mounts_the_vault_secret_and_prints_no_value(k8s):
 def test_rotation_replaces_the_keys_keeps_the_previous_version_and_rolls_the_pods(k8s, sm_secret):
     client, original = sm_secret
     sm = ("-e", "app_secrets_source=secretsmanager")
-    deployed = ansible_playbook("deploy.yml", "-i", "inventories/local", *sm)
+    deployed = ansible_playbook("deploy.yml", "-i", "inventories/local", *RELEASE_ONLY, *sm)
     assert deployed.returncode == 0, deployed.stdout[-3000:]
     assert k8s_secret(k8s) == original
     checksum_before = pod_checksum(k8s)
@@ -113,7 +113,7 @@ def test_a_rotation_that_fails_verification_restores_the_previous_keys(k8s, sm_s
     """The new keys' rollout fails its HTTP smoke gate: the old value is current again, in AWS and in the Secret."""
     client, original = sm_secret
     sm = ("-e", "app_secrets_source=secretsmanager")
-    assert ansible_playbook("deploy.yml", "-i", "inventories/local", *sm).returncode == 0
+    assert ansible_playbook("deploy.yml", "-i", "inventories/local", *RELEASE_ONLY, *sm).returncode == 0
     result = ansible_playbook("rotate-secrets.yml", "-i", "inventories/local", *sm,
                               "-e", "app_release_smoke_url=http://127.0.0.1:9/unreachable")
     assert result.returncode != 0

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import APP_VERSION, PLATFORM, ansible_playbook, load_plugin, run, wait_for
+from helpers import APP_VERSION, PLATFORM, RELEASE_ONLY, ansible_playbook, load_plugin, run, wait_for
 
 pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
 NS = "colors"
@@ -99,8 +99,8 @@ def test_a_failing_release_on_real_pods_is_rolled_back_and_the_dashboard_keeps_a
     core, apps, _ = k8s
     version = f"{APP_VERSION}-drill-{drill}"
     since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
-    result = ansible_playbook("deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={version}",
-                              "-e", "app_release_progress_deadline_seconds=15")
+    result = ansible_playbook("deploy.yml", "-i", "inventories/local", *RELEASE_ONLY,
+                              "-e", f"app_release_version={version}", "-e", "app_release_progress_deadline_seconds=15")
     assert result.returncode != 0
     out = " ".join(result.stdout.split())
     assert f"Release {version} (localhost/colors:{version}) failed gate {gate}" in out and evidence in out
@@ -131,7 +131,7 @@ def test_a_rolling_release_and_a_rollback_under_load_lose_no_request(k8s, releas
     for playbook, extra, image in (("deploy.yml", ["-e", f"app_release_version={second}"], second),
                                    ("rollback.yml", [], APP_VERSION)):
         load = load_class(worker_node["address"], port, rate=50, workers=6, keepalive=keepalive, timeout=5).start()
-        result = ansible_playbook(playbook, "-i", "inventories/local", *extra)
+        result = ansible_playbook(playbook, "-i", "inventories/local", *RELEASE_ONLY, *extra)
         wait_for("the replaced pods to finish draining", lambda: len(core.list_namespaced_pod(
             NS, label_selector="app.kubernetes.io/name=colors").items) == 2, timeout=60)
         measured = load.stop()

@@ -124,7 +124,7 @@ def how_exercised(target: str) -> str | None:
         if f'"{script}"' in TESTS_TEXT:
             return f"tests run {script}"
     for path in re.findall(r"pytest (tests/\S+)", recipe):
-        if re.search(r"pytest tests$", TARGETS["test"][1], flags=re.M):
+        if re.search(r"pytest tests(?:\s|$)", TARGETS["test"][1], flags=re.M):
             return f"`make test` runs {path} with the rest of tests/"
     return None
 
