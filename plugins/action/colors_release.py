@@ -18,13 +18,25 @@ display = Display()
 
 
 def follow(path: str, stop: threading.Event, say, every: float = 0.5) -> None:
-    """Call say() with each line appended to the file until stop is set and every line written was read."""
+    """Call say() with each line appended to the file until stop is set and every line written was read.
+
+    stop is read before each read of the file: once it is set, the writer has finished, so reading on to the end
+    of the file reads all it wrote. (Read after an empty read instead, stop may have been set in between, by a
+    writer whose last lines - the release's verdict - were then never printed.) A line read before the writer
+    ended it is held until its end arrives."""
+    pending = ""
     with open(path, encoding="utf-8") as stream:
         while True:
-            line = stream.readline()
-            if line:
-                say(line.rstrip("\n"))
-            elif stop.is_set():
+            finished = stop.is_set()
+            chunk = stream.readline()
+            if chunk.endswith("\n"):
+                say((pending + chunk).rstrip("\n"))
+                pending = ""
+            elif chunk:
+                pending += chunk
+            elif finished:
+                if pending:
+                    say(pending)
                 return
             else:
                 time.sleep(every)
