@@ -166,7 +166,7 @@ kubeconfig: check-env $(OPS_TOOLCHAIN) ## Write the kubeconfig entry of ENV's EK
 	@$(OPS_PLAYBOOK) playbooks/kubeconfig.yml -i inventories/$(ENV)
 
 .PHONY: publish
-publish: image ## Push the image to REGISTRY=<host[:port]> as <version> and git-<sha>, write its SBOM (RELEASE_TAG=vX.Y.Z checks the tag)
+publish: image ## Push the image to REGISTRY=<host[:port]> (REPOSITORY=colors) as <version> and git-<sha>, write its SBOM (RELEASE_TAG=vX.Y.Z checks the tag)
 	@$(VENV)/bin/python app/publish_image.py
 
 .PHONY: monitoring

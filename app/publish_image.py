@@ -2,7 +2,7 @@
 """Publish the Colors image built by `make image` to a registry: `make publish REGISTRY=<host[:port]>`.
 
 - The image pushed is the one `make image` tagged `localhost/colors:<version>` from a clean checkout; it is pushed
-  as `<registry>/colors:<version>` and `<registry>/colors:git-<sha12>`.
+  as `<registry>/<repository>:<version>` and `<registry>/<repository>:git-<sha12>` (REPOSITORY, by default colors).
 - ECR (`<account>.dkr.ecr.<region>.amazonaws.com`): logs in with a token from the ECR API (boto3, the job's AWS
   credentials, e.g. the OIDC role of release.yml). Any other registry is used as it is (the local test runs a
   CNCF Distribution registry on loopback).
@@ -129,7 +129,7 @@ def sbom(image: str, reference: str, digest: str, version: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", default=os.environ.get("REGISTRY", ""))
-    parser.add_argument("--repository", default="colors")
+    parser.add_argument("--repository", default=os.environ.get("REPOSITORY", "colors"))
     parser.add_argument("--release-tag", default=os.environ.get("RELEASE_TAG", ""))
     parser.add_argument("--sbom", type=Path, default=REPO / "reports" / "release" / "sbom.cdx.json")
     args = parser.parse_args()
