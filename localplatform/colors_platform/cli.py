@@ -26,7 +26,13 @@ import time
 from pathlib import Path
 
 from .builds import build_all, builds
-from .components import audit_log_path, components, ensure_audit_policy, ensure_prometheus_config
+from .components import (
+    audit_log_path,
+    components,
+    ensure_audit_policy,
+    ensure_prometheus_config,
+    ensure_registry_config,
+)
 from .config import CONTEXT, Config
 from .errors import PlatformError, log
 from .node import ensure_node_config, load_images, node_info
@@ -59,6 +65,8 @@ def endpoints(cfg: Config) -> dict[str, str]:
         "pushgateway_url": f"http://127.0.0.1:{ports['pushgateway']}",
         "logs_url": f"http://127.0.0.1:{ports['victorialogs']}",
         "logs_syslog_address": f"tcp://127.0.0.1:{ports['victorialogs_syslog']}",
+        # The registry standing in for ECR (REGISTRY of `make publish`; image references start with it).
+        "registry": cfg.registry_host,
     }
 
 
@@ -68,6 +76,7 @@ def cmd_up(cfg: Config, args: argparse.Namespace) -> dict:
     cfg.state.mkdir(parents=True, exist_ok=True)
     ensure_pki(cfg)
     ensure_prometheus_config(cfg)
+    ensure_registry_config(cfg)
     ensure_audit_policy(cfg)
     node = node_info(cfg)
     if node["enabled"]:
@@ -176,7 +185,7 @@ def main(argv: list[str] | None = None, cfg: Config | None = None) -> int:
         if args.command == "env":
             ep = endpoints(cfg)
             print(f"export KUBECONFIG={ep['kubeconfig']}\nexport AWS_ENDPOINT_URL={ep['aws_endpoint_url']}\n"
-                  f"export AWS_DEFAULT_REGION={ep['aws_region']}")
+                  f"export AWS_DEFAULT_REGION={ep['aws_region']}\nexport REGISTRY={ep['registry']}")
             return 0
         result = {"up": cmd_up, "engine": cmd_engine, "down": cmd_down, "status": cmd_status, "build": cmd_build,
                   "terraformrc": cmd_terraformrc,

@@ -118,6 +118,11 @@ def components(cfg: Config, with_node: bool | None = None) -> list[Component]:
             "/usr/bin/prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{p['pushgateway']}",
             "--log.level=warn",
         ], ("http", f"http://127.0.0.1:{p['pushgateway']}/-/ready")),
+        # The registry standing in for ECR: `make publish` pushes the release's image here and the worker node's
+        # kubelet pulls it from here (ensure_registry_config).
+        component("registry", ["registry"], [
+            str(binary(cfg, "registry")), "serve", str(cfg.registry_dir / "config.yml"),
+        ], ("http", f"http://{cfg.registry_host}/v2/")),
         # Where the local Alertmanager's webhook receivers deliver (as a pager or a chat would).
         component("alert-receiver", ["alert_receiver"], [
             str(venv_bin / "python"), str(here / "alert_receiver.py"), "--listen",
@@ -159,6 +164,18 @@ def ensure_audit_policy(cfg: Config) -> None:
               "rules": [{"level": "Metadata", "userGroups": AUDITED_GROUPS}, {"level": "None"}]}
     audit_log_path(cfg).parent.mkdir(parents=True, exist_ok=True)
     write_if_changed(audit_policy_path(cfg), yaml.safe_dump(policy, sort_keys=False))
+
+
+def ensure_registry_config(cfg: Config) -> None:
+    """The registry's configuration: its images under <state>/registry/data, kept across `make down` and `make up`
+    (as ECR keeps them); anonymous, plain HTTP, on loopback only; its access log (each pull) in the log of its
+    component."""
+    cfg.registry_dir.mkdir(parents=True, exist_ok=True)
+    config = {"version": 0.1, "log": {"level": "warn"},
+              "storage": {"filesystem": {"rootdirectory": str(cfg.registry_dir / "data")},
+                          "delete": {"enabled": False}},
+              "http": {"addr": cfg.registry_host}}
+    write_if_changed(cfg.registry_dir / "config.yml", yaml.safe_dump(config, sort_keys=False))
 
 
 def ensure_prometheus_config(cfg: Config) -> None:

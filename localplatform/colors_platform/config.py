@@ -71,6 +71,15 @@ class Config:
         return self.state / "alertmanager"
 
     @property
+    def registry_dir(self) -> Path:
+        return self.state / "registry"
+
+    @property
+    def registry_host(self) -> str:
+        """The registry standing in for ECR, as image references name it (host:port)."""
+        return f"127.0.0.1:{self.ports['registry']}"
+
+    @property
     def node_dir(self) -> Path:
         return self.state / "node"
 

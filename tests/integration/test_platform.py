@@ -155,8 +155,8 @@ def test_every_component_reports_healthy():
     node = {"containerd-node", "kubelet", "kube-proxy"} if status["worker_node"]["enabled"] else set()
     assert set(status["components"]) == {"etcd", "kube-apiserver", "kube-controller-manager",
                                          "kube-scheduler", "kwok", "prometheus", "alertmanager", "blackbox-exporter",
-                                         "node-exporter", "pushgateway", "alert-receiver", "victorialogs", "moto",
-                                         "dockerd", *node}
+                                         "node-exporter", "pushgateway", "alert-receiver", "victorialogs", "registry",
+                                         "moto", "dockerd", *node}
     assert all(c["healthy"] for c in status["components"].values()), status["components"]
     # Every component runs from this checkout, except the Docker engine when the machine already runs one.
     assert all(c["pid"] for name, c in status["components"].items() if name != "dockerd"), status["components"]

@@ -9,14 +9,16 @@ import json
 import re
 import urllib.error
 import urllib.request
+import uuid
 
 import pytest
-from helpers import APP_VERSION, PLATFORM, RELEASE_ONLY, ansible_playbook, load_plugin, run, wait_for
+from helpers import APP_VERSION, PLATFORM, RELEASE_ONLY, STATE, ansible_playbook, load_plugin, run, wait_for
 
 pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
 NS = "colors"
 NODE = PLATFORM["worker_node"]["name"]
 IMAGE = f"localhost/colors:{APP_VERSION}"
+REGISTRY = f"127.0.0.1:{PLATFORM['ports']['registry']}"
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -138,3 +140,76 @@ def test_a_rolling_release_and_a_rollback_under_load_lose_no_request(k8s, releas
         assert result.returncode == 0, result.stdout[-3000:]
         assert apps.read_namespaced_deployment("colors", NS).spec.template.spec.containers[0].image.endswith(image)
         assert measured["requests"] >= 50 * 5 and measured["failed"] == 0, (playbook, measured)
+
+
+# Staging's and prod's path to the node: the image `make publish` pushed to the registry (the platform's stand-in for
+# ECR), pulled by the kubelet - nothing loaded into the node by hand. A namespace of its own, and a repository of its
+# own per run (tags are immutable: a second run must not find its version taken). A NodePort of its own keeps the
+# smoke gate on; the metric gates are off (the local Prometheus' PodMonitor job watches the colors namespace).
+PULL_NS = "colors-pull"
+PULL_ARGS = ("-i", "inventories/local", "-e", f"app_release_namespace={PULL_NS}",
+             "-e", f"cluster_bootstrap_app_namespace={PULL_NS}", "-e", "app_release_node_port=30081",
+             "-e", "app_release_prometheus_url=")
+
+
+@pytest.fixture(scope="module")
+def pulled(k8s):
+    """The tree's image published to the platform's registry, then released from there into PULL_NS."""
+    repository = f"{REGISTRY}/colors-pull-{uuid.uuid4().hex[:8]}"
+    published = run(["make", "--no-print-directory", "publish"], timeout=1200, REGISTRY=REGISTRY,
+                    REPOSITORY=repository.split("/", 1)[1])
+    assert published.returncode == 0, published.stdout[-2000:] + published.stderr[-2000:]
+    try:
+        released = ansible_playbook("deploy.yml", *PULL_ARGS, "-e", f"app_release_image_repository={repository}",
+                                    "-e", f"app_release_version={APP_VERSION}")
+        assert released.returncode == 0, released.stdout[-3000:]
+        yield repository
+    finally:
+        k8s[0].delete_namespace(PULL_NS)
+
+
+def _kubelet_events(k8s, reason: str) -> list[str]:
+    return [e.message for e in k8s[0].list_namespaced_event(PULL_NS, field_selector=f"reason={reason}").items
+            if e.source.component == "kubelet" and e.source.host == NODE]
+
+
+def test_a_published_image_is_pulled_by_the_kubelet_from_the_registry(k8s, pulled):
+    image = f"{pulled}:{APP_VERSION}"
+    pods = [p for p in k8s[0].list_namespaced_pod(PULL_NS, label_selector="app.kubernetes.io/name=colors").items
+            if p.metadata.deletion_timestamp is None]
+    assert len(pods) == 2
+    digest = _registry_digest(pulled, APP_VERSION)
+    for pod in pods:
+        container = pod.status.container_statuses[0]
+        assert pod.spec.node_name == NODE and container.ready and container.image == image
+        # The digest the registry holds for the tag (what `make publish` pushed), not an id of a loaded image.
+        assert container.image_id == f"{pulled}@{digest}"
+    # The kubelet pulled it (a loaded image would be "already present on machine"), and the registry served it to
+    # the node's containerd: the tag resolved, then the manifest by its digest.
+    assert any(f'Successfully pulled image "{image}"' in m for m in _kubelet_events(k8s, "Pulled"))
+    served = [line for line in (STATE / "logs" / "registry.log").read_text().splitlines()
+              if f'"GET /v2/{pulled.split("/", 1)[1]}/manifests/{digest} HTTP/1.1" 200' in line]
+    assert served and all('"containerd/' in line for line in served)
+
+
+def test_a_version_never_published_fails_at_the_pull_and_the_published_one_serves_on(k8s, pulled):
+    version = f"{APP_VERSION}-never-published"
+    result = ansible_playbook("deploy.yml", *PULL_ARGS, *RELEASE_ONLY, "-e", f"app_release_image_repository={pulled}",
+                              "-e", f"app_release_version={version}")
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())
+    assert f"Release {version} ({pulled}:{version}) failed gate image-pull" in out
+    assert f"Restored {pulled}:{APP_VERSION}" in out
+    assert any(f'Failed to pull image "{pulled}:{version}"' in m and "not found" in m
+               for m in _kubelet_events(k8s, "Failed"))
+    deployment = k8s[1].read_namespaced_deployment("colors", PULL_NS)
+    assert deployment.spec.template.spec.containers[0].image == f"{pulled}:{APP_VERSION}"
+    assert deployment.status.ready_replicas == 2
+
+
+def _registry_digest(repository: str, tag: str) -> str:
+    host, name = repository.split("/", 1)
+    request = urllib.request.Request(f"http://{host}/v2/{name}/manifests/{tag}", method="HEAD", headers={
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 # nosec B310 - the platform's registry
+        return response.headers["Docker-Content-Digest"]
