@@ -28,6 +28,14 @@ ON_SIMULATED_NODES = ("-e", f"@{REPO / 'localplatform' / 'simulated-nodes.yml'}"
 RELEASE_ONLY = ("-e", '{"colors_bootstrap_on_deploy": false}')
 
 
+def inventory_variables(inventory: Path) -> dict:
+    """The variables an inventory's group_vars set, merged as Ansible merges the files of one group (file order)."""
+    merged: dict = {}
+    for path in sorted((inventory / "group_vars").rglob("*.yml")):
+        merged.update(yaml.safe_load(path.read_text()) or {})
+    return merged
+
+
 def tool_env(**extra: str) -> dict[str, str]:
     """The environment `make` gives the tools: the venv and the pinned binaries first on PATH."""
     path = os.pathsep.join([str(STATE / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])

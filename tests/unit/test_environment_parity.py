@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import yaml
-from helpers import REPO
+from helpers import REPO, inventory_variables
 
 # Keys whose values may differ between staging and prod, and why.
 ALLOWED_DIFFERENCES = {
@@ -23,18 +23,11 @@ ALLOWED_DIFFERENCES = {
 }
 
 
-def _variables(inventory: Path) -> dict:
-    merged: dict = {}
-    for path in sorted((inventory / "group_vars").rglob("*.yml")):
-        merged.update(yaml.safe_load(path.read_text()) or {})
-    return merged
-
-
 def parity_problems(staging: Path, prod: Path) -> list[str]:
     problems = []
     if yaml.safe_load((staging / "hosts.yml").read_text()) != yaml.safe_load((prod / "hosts.yml").read_text()):
         problems.append("hosts.yml differs between staging and prod")
-    stage_vars, prod_vars = _variables(staging), _variables(prod)
+    stage_vars, prod_vars = inventory_variables(staging), inventory_variables(prod)
     for key in sorted(set(stage_vars) ^ set(prod_vars)):
         only = "prod" if key in prod_vars else "staging"
         problems.append(f"{key} is set in {only} only")
@@ -89,6 +82,6 @@ def test_the_probed_urls_are_the_environments_public_hostname():
     for env in ("staging", "prod"):
         domain = re.search(r'^domain_name\s*=\s*"([^"]+)"', (REPO / "terraform" / "environments" / env /
                                                              "terraform.tfvars").read_text(), re.M).group(1)
-        variables = _variables(REPO / "inventories" / env)
+        variables = inventory_variables(REPO / "inventories" / env)
         assert variables["monitoring_probe_urls"] == [f"https://{domain}/readyz"], env
         assert variables["app_release_public_url"] == f"https://{domain}/", env

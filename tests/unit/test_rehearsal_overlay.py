@@ -1,0 +1,79 @@
+"""The staging rehearsal changes where staging's endpoints are, nothing else: its overlay
+(localplatform/rehearsal/staging.yml) may set only the endpoint keys below, only keys staging itself sets, and the
+registry's host but not the repository."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+from helpers import REPO, inventory_variables
+
+OVERLAY = REPO / "localplatform" / "rehearsal" / "staging.yml"
+
+# The keys the overlay may set, and which endpoint each one is.
+ENDPOINT_KEYS = {
+    "colors_kubeconfig": "the kubeconfig that reaches the cluster",
+    "colors_kube_context": "the deployer's context in it",
+    "colors_kube_admin_context": "the administrator's context in it",
+    "colors_aws_endpoint_url": "the AWS API",
+    "app_release_image_repository": "the registry host (the repository name stays)",
+    "app_release_public_url": "the public URL (the ALB's hostname in staging)",
+    "monitoring_probe_urls": "the public URL the blackbox exporter probes",
+    "app_release_marker_url": "the Pushgateway",
+    "cluster_bootstrap_database_cidrs": "where the database is (network policy egress)",
+}
+
+
+def overlay_problems(overlay: Path, staging: Path) -> list[str]:
+    keys = yaml.safe_load(overlay.read_text()) or {}
+    staging_vars = inventory_variables(staging)
+    problems = [f"{key} is not an endpoint: the rehearsal may change only {', '.join(sorted(ENDPOINT_KEYS))}"
+                for key in sorted(set(keys) - set(ENDPOINT_KEYS))]
+    problems += [f"{key} is not set by staging: the overlay would add behaviour, not move an endpoint"
+                 for key in sorted(set(keys) & set(ENDPOINT_KEYS) - set(staging_vars))]
+    if "app_release_image_repository" in keys and "app_release_image_repository" in staging_vars:
+        # <registry host>/<repository>, read with each Jinja expression (a port, an account id) as one word.
+        ours, repository = (re.sub(r"\{\{.*?\}\}", "J", str(value), flags=re.S).split("/", 1)[-1]
+                            for value in (keys["app_release_image_repository"],
+                                          staging_vars["app_release_image_repository"]))
+        if ours != repository:
+            problems.append(f"app_release_image_repository must name staging's repository {repository!r} after "
+                            "the registry host: only the host may change")
+    return problems
+
+
+def test_the_rehearsal_overlay_moves_endpoints_only():
+    assert overlay_problems(OVERLAY, REPO / "inventories" / "staging") == []
+
+
+def _copy(tmp_path: Path, text: str) -> Path:
+    shutil.copytree(REPO / "inventories" / "staging", tmp_path / "staging")
+    overlay = tmp_path / "staging.yml"
+    overlay.write_text(OVERLAY.read_text() + text)
+    return overlay
+
+
+def test_a_behaviour_key_in_the_overlay_is_refused(tmp_path):
+    overlay = _copy(tmp_path, "app_release_strategy: rolling\n")
+    problems = overlay_problems(overlay, tmp_path / "staging")
+    assert len(problems) == 1 and problems[0].startswith("app_release_strategy is not an endpoint")
+
+
+def test_an_endpoint_staging_does_not_set_is_refused(tmp_path):
+    shutil.copytree(REPO / "inventories" / "staging", tmp_path / "staging")
+    path = tmp_path / "staging" / "group_vars" / "all" / "main.yml"
+    path.write_text(path.read_text().replace("app_release_image_repository:", "# app_release_image_repository:"))
+    problems = overlay_problems(OVERLAY, tmp_path / "staging")
+    assert problems == ["app_release_image_repository is not set by staging: the overlay would add behaviour, "
+                        "not move an endpoint"]
+
+
+def test_another_repository_name_is_refused(tmp_path):
+    overlay = _copy(tmp_path, "")
+    overlay.write_text(overlay.read_text().replace("}}/colors", "}}/colors-other"))
+    problems = overlay_problems(overlay, tmp_path / "staging")
+    assert problems == ["app_release_image_repository must name staging's repository 'colors' after the registry "
+                        "host: only the host may change"]
