@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tomllib
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -34,6 +35,14 @@ def inventory_variables(inventory: Path) -> dict:
     for path in sorted((inventory / "group_vars").rglob("*.yml")):
         merged.update(yaml.safe_load(path.read_text()) or {})
     return merged
+
+
+def registry_digest(registry: str, repository: str, tag: str) -> str:
+    """The digest a registry on loopback (plain HTTP) holds for repository:tag, read from its manifest."""
+    request = urllib.request.Request(f"http://{registry}/v2/{repository}/manifests/{tag}", method="HEAD", headers={
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 # nosec B310 - loopback
+        return response.headers["Docker-Content-Digest"]
 
 
 def tool_env(**extra: str) -> dict[str, str]:

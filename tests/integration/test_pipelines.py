@@ -10,7 +10,19 @@ import urllib.request
 
 import pytest
 import yaml
-from helpers import APP_VERSION, PLATFORM, REPO, STATE, ansible_playbook, free_port, moto_client, recap, run, wait_for
+from helpers import (
+    APP_VERSION,
+    PLATFORM,
+    REPO,
+    STATE,
+    ansible_playbook,
+    free_port,
+    moto_client,
+    recap,
+    registry_digest,
+    run,
+    wait_for,
+)
 
 pytestmark = pytest.mark.platform
 VERSION = APP_VERSION
@@ -62,10 +74,7 @@ def test_publish_pushes_the_version_and_the_commit_tags(registry, published):
         tags = json.load(response)["tags"]
     assert sorted(tags) == sorted([VERSION, f"git-{sha[:12]}"])
     assert published["pushed"] == [f"{registry}/colors:{VERSION}", f"{registry}/colors:git-{sha[:12]}"]
-    request = urllib.request.Request(f"http://{registry}/v2/colors/manifests/{VERSION}", method="HEAD",
-                                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-        assert response.headers["Docker-Content-Digest"] == published["digest"]
+    assert registry_digest(registry, "colors", VERSION) == published["digest"]
 
 
 def test_publish_writes_an_sbom_read_from_the_image(published):

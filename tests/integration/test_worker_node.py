@@ -12,7 +12,17 @@ import urllib.request
 import uuid
 
 import pytest
-from helpers import APP_VERSION, PLATFORM, RELEASE_ONLY, STATE, ansible_playbook, load_plugin, run, wait_for
+from helpers import (
+    APP_VERSION,
+    PLATFORM,
+    RELEASE_ONLY,
+    STATE,
+    ansible_playbook,
+    load_plugin,
+    registry_digest,
+    run,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
 NS = "colors"
@@ -154,16 +164,16 @@ PULL_ARGS = ("-i", "inventories/local", "-e", f"app_release_namespace={PULL_NS}"
 
 @pytest.fixture(scope="module")
 def pulled(k8s):
-    """The tree's image published to the platform's registry, then released from there into PULL_NS."""
-    repository = f"{REGISTRY}/colors-pull-{uuid.uuid4().hex[:8]}"
-    published = run(["make", "--no-print-directory", "publish"], timeout=1200, REGISTRY=REGISTRY,
-                    REPOSITORY=repository.split("/", 1)[1])
+    """The tree's image published to the platform's registry, then released from there into PULL_NS; yields the
+    repository's name (in the registry at REGISTRY)."""
+    name = f"colors-pull-{uuid.uuid4().hex[:8]}"
+    published = run(["make", "--no-print-directory", "publish"], timeout=1200, REGISTRY=REGISTRY, REPOSITORY=name)
     assert published.returncode == 0, published.stdout[-2000:] + published.stderr[-2000:]
     try:
-        released = ansible_playbook("deploy.yml", *PULL_ARGS, "-e", f"app_release_image_repository={repository}",
+        released = ansible_playbook("deploy.yml", *PULL_ARGS, "-e", f"app_release_image_repository={REGISTRY}/{name}",
                                     "-e", f"app_release_version={APP_VERSION}")
         assert released.returncode == 0, released.stdout[-3000:]
-        yield repository
+        yield name
     finally:
         k8s[0].delete_namespace(PULL_NS)
 
@@ -174,42 +184,36 @@ def _kubelet_events(k8s, reason: str) -> list[str]:
 
 
 def test_a_published_image_is_pulled_by_the_kubelet_from_the_registry(k8s, pulled):
-    image = f"{pulled}:{APP_VERSION}"
+    repository = f"{REGISTRY}/{pulled}"
+    image = f"{repository}:{APP_VERSION}"
     pods = [p for p in k8s[0].list_namespaced_pod(PULL_NS, label_selector="app.kubernetes.io/name=colors").items
             if p.metadata.deletion_timestamp is None]
     assert len(pods) == 2
-    digest = _registry_digest(pulled, APP_VERSION)
+    digest = registry_digest(REGISTRY, pulled, APP_VERSION)
     for pod in pods:
         container = pod.status.container_statuses[0]
         assert pod.spec.node_name == NODE and container.ready and container.image == image
         # The digest the registry holds for the tag (what `make publish` pushed), not an id of a loaded image.
-        assert container.image_id == f"{pulled}@{digest}"
+        assert container.image_id == f"{repository}@{digest}"
     # The kubelet pulled it (a loaded image would be "already present on machine"), and the registry served it to
     # the node's containerd: the tag resolved, then the manifest by its digest.
     assert any(f'Successfully pulled image "{image}"' in m for m in _kubelet_events(k8s, "Pulled"))
     served = [line for line in (STATE / "logs" / "registry.log").read_text().splitlines()
-              if f'"GET /v2/{pulled.split("/", 1)[1]}/manifests/{digest} HTTP/1.1" 200' in line]
+              if f'"GET /v2/{pulled}/manifests/{digest} HTTP/1.1" 200' in line]
     assert served and all('"containerd/' in line for line in served)
 
 
 def test_a_version_never_published_fails_at_the_pull_and_the_published_one_serves_on(k8s, pulled):
-    version = f"{APP_VERSION}-never-published"
-    result = ansible_playbook("deploy.yml", *PULL_ARGS, *RELEASE_ONLY, "-e", f"app_release_image_repository={pulled}",
-                              "-e", f"app_release_version={version}")
+    repository, version = f"{REGISTRY}/{pulled}", f"{APP_VERSION}-never-published"
+    result = ansible_playbook("deploy.yml", *PULL_ARGS, *RELEASE_ONLY, "-e",
+                              f"app_release_image_repository={repository}", "-e", f"app_release_version={version}")
     assert result.returncode != 0
     out = " ".join(result.stdout.split())
-    assert f"Release {version} ({pulled}:{version}) failed gate image-pull" in out
-    assert f"Restored {pulled}:{APP_VERSION}" in out
-    assert any(f'Failed to pull image "{pulled}:{version}"' in m and "not found" in m
+    assert f"Release {version} ({repository}:{version}) failed gate image-pull" in out
+    assert f"Restored {repository}:{APP_VERSION}" in out
+    assert any(f'Failed to pull image "{repository}:{version}"' in m and "not found" in m
                for m in _kubelet_events(k8s, "Failed"))
     deployment = k8s[1].read_namespaced_deployment("colors", PULL_NS)
-    assert deployment.spec.template.spec.containers[0].image == f"{pulled}:{APP_VERSION}"
+    assert deployment.spec.template.spec.containers[0].image == f"{repository}:{APP_VERSION}"
     assert deployment.status.ready_replicas == 2
 
-
-def _registry_digest(repository: str, tag: str) -> str:
-    host, name = repository.split("/", 1)
-    request = urllib.request.Request(f"http://{host}/v2/{name}/manifests/{tag}", method="HEAD", headers={
-        "Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 # nosec B310 - the platform's registry
-        return response.headers["Docker-Content-Digest"]

@@ -49,31 +49,28 @@ def test_the_rehearsal_overlay_moves_endpoints_only():
     assert overlay_problems(OVERLAY, REPO / "inventories" / "staging") == []
 
 
-def _copy(tmp_path: Path, text: str) -> Path:
+def _copy(tmp_path: Path, overlay_text: str) -> tuple[Path, Path]:
+    """A copy of the staging inventory, and an overlay beside it with the given text."""
     shutil.copytree(REPO / "inventories" / "staging", tmp_path / "staging")
     overlay = tmp_path / "staging.yml"
-    overlay.write_text(OVERLAY.read_text() + text)
-    return overlay
+    overlay.write_text(overlay_text)
+    return overlay, tmp_path / "staging"
 
 
 def test_a_behaviour_key_in_the_overlay_is_refused(tmp_path):
-    overlay = _copy(tmp_path, "app_release_strategy: rolling\n")
-    problems = overlay_problems(overlay, tmp_path / "staging")
+    problems = overlay_problems(*_copy(tmp_path, OVERLAY.read_text() + "app_release_strategy: rolling\n"))
     assert len(problems) == 1 and problems[0].startswith("app_release_strategy is not an endpoint")
 
 
 def test_an_endpoint_staging_does_not_set_is_refused(tmp_path):
-    shutil.copytree(REPO / "inventories" / "staging", tmp_path / "staging")
-    path = tmp_path / "staging" / "group_vars" / "all" / "main.yml"
+    overlay, staging = _copy(tmp_path, OVERLAY.read_text())
+    path = staging / "group_vars" / "all" / "main.yml"
     path.write_text(path.read_text().replace("app_release_image_repository:", "# app_release_image_repository:"))
-    problems = overlay_problems(OVERLAY, tmp_path / "staging")
-    assert problems == ["app_release_image_repository is not set by staging: the overlay would add behaviour, "
-                        "not move an endpoint"]
+    assert overlay_problems(overlay, staging) == ["app_release_image_repository is not set by staging: the overlay "
+                                                  "would add behaviour, not move an endpoint"]
 
 
 def test_another_repository_name_is_refused(tmp_path):
-    overlay = _copy(tmp_path, "")
-    overlay.write_text(overlay.read_text().replace("}}/colors", "}}/colors-other"))
-    problems = overlay_problems(overlay, tmp_path / "staging")
+    problems = overlay_problems(*_copy(tmp_path, OVERLAY.read_text().replace("}}/colors", "}}/colors-other")))
     assert problems == ["app_release_image_repository must name staging's repository 'colors' after the registry "
                         "host: only the host may change"]
