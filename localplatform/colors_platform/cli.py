@@ -75,10 +75,10 @@ def cmd_up(cfg: Config, args: argparse.Namespace) -> dict:
     built = build_all(cfg)
     cfg.state.mkdir(parents=True, exist_ok=True)
     ensure_pki(cfg)
-    ensure_prometheus_config(cfg)
+    node = node_info(cfg)
+    ensure_prometheus_config(cfg, node["address"] if node["enabled"] else None)
     ensure_registry_config(cfg)
     ensure_audit_policy(cfg)
-    node = node_info(cfg)
     if node["enabled"]:
         ensure_node_config(cfg)
     else:

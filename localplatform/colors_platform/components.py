@@ -178,8 +178,9 @@ def ensure_registry_config(cfg: Config) -> None:
     write_if_changed(cfg.registry_dir / "config.yml", yaml.safe_dump(config, sort_keys=False))
 
 
-def ensure_prometheus_config(cfg: Config) -> None:
-    """Prometheus scrapes itself, the API server, the node exporter, the targets other tools register in
+def ensure_prometheus_config(cfg: Config, node_address: str | None = None) -> None:
+    """Prometheus scrapes itself, the API server, the node exporter, the worker node's kubelet (its cAdvisor
+    endpoint, when the node runs at node_address), the targets other tools register in
     targets/*.json (file_sd) and, through the blackbox exporter, the URLs listed in probes/*.json; it evaluates
     rules/*.yml and alerts the local Alertmanager. The scrape jobs of what is deployed (`podMonitor/...`, written by
     the monitoring role from its PodMonitor) are kept as they are. The Alertmanager starts with a configuration that
@@ -195,6 +196,16 @@ def ensure_prometheus_config(cfg: Config) -> None:
         with contextlib.suppress(yaml.YAMLError):  # an unreadable file is rewritten with the platform's jobs only
             jobs = (yaml.safe_load(cfg.prometheus_config.read_text()) or {}).get("scrape_configs", [])
             deployed = [job for job in jobs if str(job.get("job_name", "")).startswith("podMonitor/")]
+    # The containers' CPU and memory, as the chart's kubelet ServiceMonitor scrapes them (job kubelet, the kubelet's
+    # Service in kube-system, honor_labels: the series carry their pod's namespace). The kubelet asks the API server
+    # whether this identity may get nodes/metrics (the monitoring role grants it, as the chart grants its Prometheus).
+    kubelet = [] if node_address is None else [
+        {"job_name": "kubelet", "scheme": "https", "metrics_path": "/metrics/cadvisor", "honor_labels": True,
+         "tls_config": {**own_tls, "server_name": cfg.node["name"]},
+         "static_configs": [{"targets": [f"{node_address}:{ports['kubelet']}"],
+                             "labels": {"endpoint": "https-metrics", "metrics_path": "/metrics/cadvisor",
+                                        "namespace": "kube-system", "service": "kube-prometheus-stack-kubelet",
+                                        "node": cfg.node["name"]}}]}]
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval,
                    "external_labels": {"environment": "local"}},
@@ -210,6 +221,7 @@ def ensure_prometheus_config(cfg: Config) -> None:
             {"job_name": "node-exporter",
              "static_configs": [{"targets": [f"127.0.0.1:{ports['node_exporter']}"],
                                  "labels": {"endpoint": "http-metrics", "node": cfg.node["name"]}}]},
+            *kubelet,
             {"job_name": "registered", "file_sd_configs": [
                 {"files": [str(prometheus_dir / "targets" / "*.json")], "refresh_interval": "1s"}]},
             {"job_name": "pushgateway", "honor_labels": True,

@@ -213,6 +213,9 @@ def node_components(cfg: Config) -> list[Component]:
             str(binary(cfg, "kubelet")), f"--config={node_dir / 'kubelet.yaml'}",
             f"--kubeconfig={pki / 'kubelet.kubeconfig'}", f"--root-dir={node_dir / 'kubelet'}",
             f"--hostname-override={name}", f"--node-ip={ip}", f"--node-labels={labels}", "--v=1",
+            # cAdvisor's own flag (deprecated, no configuration field): the node's containerd is not at the default
+            # socket, and without it the containers' series (/metrics/cadvisor) carry no container label.
+            f"--containerd={cfg.node_socket}",
         ], ("http", f"http://127.0.0.1:{ports['kubelet_healthz']}/healthz"), cfg.state),
         Component("kube-proxy", {k: ports[k] for k in ("kube_proxy_healthz", "kube_proxy_metrics")}, [
             str(binary(cfg, "kube-proxy")), f"--config={node_dir / 'kube-proxy.yaml'}", "--v=1",

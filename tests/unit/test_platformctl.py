@@ -260,3 +260,21 @@ def test_the_prometheus_configuration_keeps_the_scrape_jobs_of_what_is_deployed(
     path.write_text(to_nice_json(config, indent=4) + "\n")
     components.ensure_prometheus_config(ctl.cfg)
     assert yaml.safe_load(path.read_text())["scrape_configs"][-1] == deployed
+
+
+def test_prometheus_scrapes_the_kubelets_cadvisor_only_when_the_worker_node_runs(ctl):
+    """The containers' CPU and memory come from the worker node's kubelet, labelled as kube-prometheus-stack's kubelet
+    ServiceMonitor labels them; a kwok-only platform has no kubelet to scrape and no target that is always down."""
+    components.ensure_prometheus_config(ctl.cfg, "192.0.2.10")
+    jobs = {j["job_name"]: j for j in yaml.safe_load(ctl.cfg.prometheus_config.read_text())["scrape_configs"]}
+    kubelet = jobs["kubelet"]
+    assert (kubelet["scheme"], kubelet["metrics_path"], kubelet["honor_labels"]) == ("https", "/metrics/cadvisor", True)
+    assert kubelet["tls_config"]["server_name"] == ctl.cfg.node["name"]  # the kubelet's serving certificate's name
+    target = kubelet["static_configs"][0]
+    assert target["targets"] == [f"192.0.2.10:{ctl.cfg.ports['kubelet']}"]
+    assert target["labels"] == {"endpoint": "https-metrics", "metrics_path": "/metrics/cadvisor",
+                                "namespace": "kube-system", "service": "kube-prometheus-stack-kubelet",
+                                "node": ctl.cfg.node["name"]}
+    components.ensure_prometheus_config(ctl.cfg)
+    jobs = yaml.safe_load(ctl.cfg.prometheus_config.read_text())["scrape_configs"]
+    assert "kubelet" not in {j["job_name"] for j in jobs}
