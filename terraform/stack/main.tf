@@ -49,6 +49,8 @@ module "cluster" {
   kms_key_arn         = module.secrets.kms_key_arn
   log_kms_key_arn     = module.observability.kms_key_arn
   access_entries      = var.eks_access_entries
+  addons              = var.eks_addons
+  addon_versions      = lookup(local.eks_addon_versions, var.kubernetes_version, {})
 }
 
 module "registry" {

@@ -173,6 +173,11 @@ variable "eks_access_entries" {
   type        = bool
 }
 
+variable "eks_addons" {
+  description = "Install the EKS managed add-ons of terraform/stack/addons.tf (false only on the local moto server, whose EKS API has none)."
+  type        = bool
+}
+
 variable "dns_zone_delegated" {
   description = "Whether the parent zone delegates to the dashboard's zone (output name_servers). false for the first apply of a new environment: the certificate is validated, and HTTPS served, from the apply after the delegation."
   type        = bool

@@ -8,6 +8,7 @@ Each plan is `terraform plan -refresh=false` of a fresh state with the environme
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -254,3 +255,67 @@ def test_every_request_passes_aws_waf_and_the_load_balancer_logs_it(plan):
     assert writers["AWS"][0].startswith("arn:aws:iam::") and writers["AWS"][0].endswith(":root")
     assert planned["module.edge.aws_s3_bucket_server_side_encryption_configuration.access_logs"]["rule"][0][
         "apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "AES256"  # the only one ALB logs support
+
+
+ADDONS = {"vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-ebs-csi-driver", "metrics-server"}
+
+
+def _addons(planned: dict) -> dict[str, dict]:
+    return {values["addon_name"]: values for address, values in planned.items()
+            if address.startswith("module.cluster.aws_eks_addon.")}
+
+
+def test_the_cluster_runs_pinned_managed_add_ons_with_network_policies_enforced(plan):
+    """Unmanaged, unversioned core add-ons drift with each EKS platform version; without metrics-server the runbook's
+    `kubectl top` fails; without the VPC CNI's policy agent the NetworkPolicies are accepted and never enforced."""
+    _, planned = plan
+    addons = _addons(planned)
+    assert set(addons) == ADDONS
+    for name, addon in addons.items():
+        assert re.fullmatch(r"v\d+\.\d+\.\d+-eksbuild\.\d+", addon["addon_version"]), (name, addon["addon_version"])
+        # Terraform is the add-ons' truth: a hand-edited setting is overwritten, on creation and on update alike.
+        assert {addon["resolve_conflicts_on_create"], addon["resolve_conflicts_on_update"]} == {"OVERWRITE"}
+    assert json.loads(addons["vpc-cni"]["configuration_values"])["enableNetworkPolicy"] == "true"
+    # The pods' network, Service routing and Pod Identity exist before the first node joins; the rest after.
+    node_group = _configured(planned.shown, ("cluster",), "aws_eks_node_group.default")
+    assert "aws_eks_addon.before_nodes" in node_group["depends_on"]
+    before = {v["addon_name"] for a, v in planned.items() if a.startswith("module.cluster.aws_eks_addon.before_nodes")}
+    assert before == {"vpc-cni", "kube-proxy", "eks-pod-identity-agent"}
+
+
+def test_volumes_are_provisioned_by_the_ebs_csi_driver_through_pod_identity_and_encrypted(plan):
+    """The Prometheus and VictoriaLogs charts claim volumes: with no CSI driver and no default StorageClass they stay
+    Pending and the installs time out."""
+    _, planned = plan
+    csi = _addons(planned)["aws-ebs-csi-driver"]
+    assert json.loads(csi["configuration_values"]) == {"defaultStorageClass": {"enabled": True}}
+    (association,) = csi["pod_identity_association"]
+    assert association["service_account"] == "ebs-csi-controller-sa"
+    csi_role = planned["module.cluster.module.ebs_csi_role.aws_iam_role.this"]
+    trust = json.loads(csi_role["assume_role_policy"])["Statement"]
+    assert {"Service": "pods.eks.amazonaws.com"} in [s["Principal"] for s in trust]
+    assert {"sts:AssumeRole", "sts:TagSession"} <= {a for s in trust for a in _listed(s["Action"])}
+    attached = {v["policy_arn"] for a, v in planned.items()
+                if a.startswith("module.cluster.module.ebs_csi_role.aws_iam_role_policy_attachment.this")}
+    assert attached == {"arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"}
+    # The default StorageClass has no key of its own: every new volume is encrypted by the account's default.
+    assert planned["aws_ebs_encryption_by_default.this"]["enabled"] is True
+    # Both charts that claim volumes leave the class to the default one.
+    for path in ("roles/monitoring/files/kube-prometheus-stack.yml", "roles/logging/tasks/kubernetes.yml"):
+        assert "storageClassName" not in (REPO / path).read_text(), f"{path} names a StorageClass the cluster lacks"
+
+
+def test_the_node_count_is_terraforms_as_the_runbook_says(plan):
+    """No node autoscaler (docs/infrastructure.md): node_desired_size is applied, not ignored, so the runbook's
+    `raise node_desired_size` changes the group."""
+    environment, planned = plan
+    scaling = planned["module.cluster.aws_eks_node_group.default"]["scaling_config"][0]
+    tfvars = _tfvars(environment)
+    assert (scaling["min_size"], scaling["desired_size"], scaling["max_size"]) == (
+        int(tfvars["node_min_size"]), int(tfvars["node_desired_size"]), int(tfvars["node_max_size"]))
+    # `terraform show -json` has no lifecycle: read the node group's ignore_changes from its configuration file.
+    cluster = (REPO / "terraform" / "modules" / "cluster" / "main.tf").read_text()
+    node_group = cluster[cluster.index('resource "aws_eks_node_group" "default"'):]
+    (ignored,) = [line for line in node_group[:node_group.index("\n}\n")].splitlines() if "ignore_changes" in line]
+    assert "desired_size" not in ignored, ignored
+    assert "node_desired_size" in (REPO / "docs" / "runbook.md").read_text()

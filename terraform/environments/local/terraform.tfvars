@@ -39,3 +39,5 @@ awx_principal_arns   = ["arn:aws:iam::123456789012:role/colors-awx-execution"]
 oncall_principal_arn = "arn:aws:iam::123456789012:role/colors-oncall"
 # moto's EKS API has no access entries: they are held by a test on the staging and prod plans instead.
 eks_access_entries = false
+# moto's EKS API has no add-ons (nor Pod Identity): the staging and prod plans hold them.
+eks_addons = false

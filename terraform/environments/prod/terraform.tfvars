@@ -38,3 +38,4 @@ github_repository    = "colors/colors-deploy"
 awx_principal_arns   = ["arn:aws:iam::222222222222:role/colors-awx-execution"]
 oncall_principal_arn = "arn:aws:iam::222222222222:role/colors-oncall"
 eks_access_entries   = true
+eks_addons           = true

@@ -104,10 +104,12 @@ resource "aws_eks_node_group" "default" {
   }
 
   lifecycle {
-    # desired_size belongs to the cluster autoscaler once the group exists. remote_access and update_config:
-    # the AWS API emulator of the local platform returns them differently from what was sent.
-    ignore_changes = [scaling_config[0].desired_size, remote_access, update_config]
+    # No node autoscaler: the node count is Terraform's (node_desired_size; docs/infrastructure.md says why).
+    # remote_access and update_config: the AWS API emulator of the local platform returns them differently from
+    # what was sent.
+    ignore_changes = [remote_access, update_config]
   }
 
-  depends_on = [module.node_role]
+  # The pods' network, Service routing and Pod Identity run before the first node joins.
+  depends_on = [module.node_role, aws_eks_addon.before_nodes]
 }

@@ -34,7 +34,7 @@ variable "node_min_size" {
 }
 
 variable "node_desired_size" {
-  description = "Nodes at creation (later changed by the cluster autoscaler, not by Terraform)."
+  description = "Nodes the group runs (Terraform's: no node autoscaler; between node_min_size and node_max_size)."
   type        = number
 }
 
@@ -66,4 +66,21 @@ variable "log_kms_key_arn" {
 variable "access_entries" {
   description = "Authentication mode API with access entries (false only against an EKS API without them: moto)."
   type        = bool
+}
+
+variable "addons" {
+  description = "Install the EKS managed add-ons (false only against an EKS API without them: moto)."
+  type        = bool
+}
+
+variable "addon_versions" {
+  description = "Version of each EKS add-on for the cluster's Kubernetes minor (terraform/stack/addons.tf)."
+  type        = map(string)
+
+  validation {
+    condition = length(setsubtract(
+      ["vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-ebs-csi-driver", "metrics-server"],
+    keys(var.addon_versions))) == 0
+    error_message = "Pin every add-on (vpc-cni, kube-proxy, eks-pod-identity-agent, coredns, aws-ebs-csi-driver, metrics-server) for the cluster's Kubernetes minor in terraform/stack/addons.tf."
+  }
 }
