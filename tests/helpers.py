@@ -30,10 +30,13 @@ RELEASE_ONLY = ("-e", '{"colors_bootstrap_on_deploy": false}')
 
 
 def inventory_variables(inventory: Path) -> dict:
-    """The variables an inventory's group_vars set, merged as Ansible merges the files of one group (file order)."""
+    """The variables an inventory's group_vars set, merged as Ansible merges the files of one group (file order);
+    a vault-encrypted file (the local inventory's) is not read."""
     merged: dict = {}
     for path in sorted((inventory / "group_vars").rglob("*.yml")):
-        merged.update(yaml.safe_load(path.read_text()) or {})
+        text = path.read_text()
+        if not text.startswith("$ANSIBLE_VAULT"):
+            merged.update(yaml.safe_load(text) or {})
     return merged
 
 
