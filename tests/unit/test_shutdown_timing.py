@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 
+import jinja2
 import pytest
 import yaml
-from helpers import REPO, inventory_variables, role_template
+from helpers import REPO, inventory_variables
 
 ROLE = REPO / "roles" / "app_release"
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
@@ -42,12 +43,18 @@ def test_behind_the_alb_a_leaving_pod_serves_until_the_alb_stopped_sending(envir
     assert delay >= BEHIND_AN_ALB_AT_LEAST, f"{environment}: app_release_shutdown_delay_seconds {delay}"
 
 
+def _deployment(environment: str) -> dict:
+    values = {**DEFAULTS, **inventory_variables(REPO / "inventories" / environment),
+              "app_release_version": "1.2.3", "app_release_image_repository": "registry.example/colors"}
+    env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)  # noqa: S701 - YAML, not HTML
+    env.filters["to_json"] = __import__("json").dumps
+    return yaml.safe_load(env.from_string((ROLE / "templates" / "deployment.yml.j2").read_text()).render(**values))
+
+
 @pytest.mark.parametrize("environment", ["local", "staging", "prod"])
 def test_the_kubelet_never_kills_a_pod_that_is_still_draining(environment):
     delay, graceful = _timing(environment)
-    (deployment,) = role_template("app_release", "deployment.yml.j2", environment, app_release_version="1.2.3",
-                                  app_release_image_repository="registry.example/colors")
-    spec = deployment["spec"]["template"]["spec"]
+    spec = _deployment(environment)["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     settings = {e["name"]: e.get("value") for e in container["env"]}
     assert (settings["COLORS_SHUTDOWN_DELAY_SECONDS"], settings["COLORS_GRACEFUL_TIMEOUT_SECONDS"]) == (

@@ -37,8 +37,3 @@ output "addon_versions" {
   description = "The EKS add-ons installed, with their versions (empty where the EKS API has none: moto)."
   value       = merge({ for k, a in aws_eks_addon.before_nodes : k => a.addon_version }, { for k, a in aws_eks_addon.after_nodes : k => a.addon_version })
 }
-
-output "pods_security_group_id" {
-  description = "The security group EKS creates for the cluster: on the managed nodes, so on their pods' addresses."
-  value       = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
-}

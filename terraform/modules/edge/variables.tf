@@ -18,9 +18,9 @@ variable "public_subnet_ids" {
   type        = list(string)
 }
 
-variable "pods_security_group_id" {
-  description = "Security group of the nodes and their pods: the one EKS creates for the cluster."
-  type        = string
+variable "target_cidrs" {
+  description = "CIDR blocks of the pods the load balancer forwards to (the private subnets)."
+  type        = list(string)
 }
 
 variable "app_port" {
