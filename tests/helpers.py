@@ -30,13 +30,10 @@ RELEASE_ONLY = ("-e", '{"colors_bootstrap_on_deploy": false}')
 
 
 def inventory_variables(inventory: Path) -> dict:
-    """The variables an inventory's group_vars set, merged as Ansible merges the files of one group (file order);
-    a vault-encrypted file (the local inventory's) is not read."""
+    """The variables an inventory's group_vars set, merged as Ansible merges the files of one group (file order)."""
     merged: dict = {}
     for path in sorted((inventory / "group_vars").rglob("*.yml")):
-        text = path.read_text()
-        if not text.startswith("$ANSIBLE_VAULT"):
-            merged.update(yaml.safe_load(text) or {})
+        merged.update(yaml.safe_load(path.read_text()) or {})
     return merged
 
 

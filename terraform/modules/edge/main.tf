@@ -97,9 +97,8 @@ resource "aws_lb_target_group" "app" {
   protocol    = "HTTP"
   port        = var.app_port
 
-  # A leaving pod drains for as long as the ALB does: its shutdown delay plus its graceful timeout (the inventories'
-  # app_release_* values; tests/unit/test_shutdown_timing.py holds them together).
-  deregistration_delay = var.deregistration_delay_seconds
+  # Pods leaving during a rollout finish their requests before they are removed.
+  deregistration_delay = 30
 
   health_check {
     path                = "/readyz"

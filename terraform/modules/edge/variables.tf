@@ -52,8 +52,3 @@ variable "waf_requests_per_5_minutes" {
   description = "Requests one client address may make in 5 minutes before WAF blocks it."
   type        = number
 }
-
-variable "deregistration_delay_seconds" {
-  description = "Seconds the ALB drains a deregistered pod (its shutdown delay plus its graceful timeout)."
-  type        = number
-}
