@@ -30,8 +30,6 @@ module "secrets" {
   name                  = local.name
   recovery_window_days  = var.secret_recovery_window_days
   initial_value_version = var.secret_initial_value_version
-  # The database leaves a final snapshot where it is protected (skip_final_snapshot below): its key stays too.
-  retain_key = var.deletion_protection
 }
 
 module "cluster" {

@@ -1,13 +1,10 @@
-"""The Terraform CLI configuration installs hashicorp/aws from the machine's mirror (no registry here); a key that
-encrypts what outlives the stack stops a destroy."""
+"""The Terraform CLI configuration installs hashicorp/aws from the machine's mirror (no registry here)."""
 
 from __future__ import annotations
 
-import json
 import re
 
-import pytest
-from helpers import PLATFORM, REPO, STATE, moto_client, run
+from helpers import STATE, run
 
 
 def test_terraform_init_installs_the_aws_provider_from_the_mirror(tmp_path):
@@ -22,58 +19,3 @@ def test_terraform_init_installs_the_aws_provider_from_the_mirror(tmp_path):
     assert re.search(r"Installed hashicorp/aws v5\.\d+\.\d+|Using hashicorp/aws v5\.\d+\.\d+", result.stdout)
     lock = (tmp_path / ".terraform.lock.hcl").read_text()
     assert 'provider "registry.terraform.io/hashicorp/aws"' in lock
-
-
-@pytest.mark.platform
-def test_terraform_destroy_stops_at_a_retained_key_and_destroys_an_ordinary_one(tmp_path):
-    """The data key of staging and prod encrypts the database's final snapshot: applied to the local AWS API, a
-    destroy of a retained key is refused naming it (nothing is deleted), while the same module without `retain` is
-    destroyed as before (the local environment's)."""
-    module = REPO / "terraform" / "modules" / "kms_key"
-    endpoint = f"http://127.0.0.1:{PLATFORM['ports']['moto']}"
-    (tmp_path / "main.tf").write_text(f"""
-provider "aws" {{
-  region                      = "{PLATFORM['aws']['region']}"
-  skip_credentials_validation = true
-  endpoints {{
-    kms = "{endpoint}"
-    sts = "{endpoint}"
-  }}
-}}
-module "retained" {{
-  source      = "{module}"
-  alias       = "colors-test-retained-{tmp_path.name}"
-  description = "test: retained"
-  retain      = true
-}}
-module "ordinary" {{
-  source      = "{module}"
-  alias       = "colors-test-ordinary-{tmp_path.name}"
-  description = "test: ordinary"
-}}
-output "retained" {{
-  value = module.retained.key_id
-}}
-""")
-    env = {"TF_CLI_CONFIG_FILE": str(STATE / "terraform.rc"), "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing"}  # moto's dummy pair
-
-    def terraform(*args: str):
-        return run(["terraform", f"-chdir={tmp_path}", *args, "-input=false", "-no-color"], **env)
-
-    assert terraform("init").returncode == 0
-    applied = terraform("apply", "-auto-approve")
-    assert applied.returncode == 0, applied.stdout[-2000:] + applied.stderr[-2000:]
-    key_id = json.loads(terraform("output", "-json").stdout)["retained"]["value"]
-    kms = moto_client("kms")
-    try:
-        destroyed = terraform("destroy", "-auto-approve")
-        assert destroyed.returncode != 0
-        assert "Instance cannot be destroyed" in destroyed.stderr, destroyed.stderr[-2000:]
-        assert "module.retained.aws_kms_key.retained[0]" in destroyed.stderr
-        assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
-        # Without `retain`, the module's key goes with a destroy (only the ordinary module is targeted).
-        ordinary = terraform("destroy", "-auto-approve", "-target=module.ordinary")
-        assert ordinary.returncode == 0, ordinary.stderr[-2000:]
-    finally:
-        kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
