@@ -60,9 +60,6 @@ module "registry" {
   kms_key_arn          = module.secrets.kms_key_arn
   keep_release_images  = var.registry_keep_release_images
   untagged_expiry_days = 7
-  # staging's registry copies every push to prod's; prod's accepts them from staging's account only.
-  replica                       = var.registry_replica
-  replication_source_account_id = var.registry_replication_source_account_id
 }
 
 module "data" {
@@ -112,7 +109,6 @@ module "pipeline_identity" {
   alerting_secret_arn = module.secrets.alerting_secret_arn
   kms_key_arn         = module.secrets.kms_key_arn
   repository_arn      = module.registry.repository_arn
-  release_role        = module.registry.receives_releases
   awx_principal_arns  = var.awx_principal_arns
 }
 

@@ -85,12 +85,8 @@ def test_the_pipeline_roles_trust_only_this_repository_and_the_environments_the_
     assert _trust(planned, "rollback", environment) == {
         "sub": ("StringEquals", [f"repo:{repository}:environment:{environment}-rollback"]),
         "aud": ("StringEquals", ["sts.amazonaws.com"])}
-    if environment == "staging":  # the registry the release pushes to; prod's receives its images by replication
-        assert _trust(planned, "release", environment) == {
-            "sub": ("StringLike", [f"repo:{repository}:ref:refs/tags/v*"]),
-            "aud": ("StringEquals", ["sts.amazonaws.com"])}
-    else:
-        assert not [a for a in planned if "release" in a and a.startswith("module.pipeline_identity.")]
+    assert _trust(planned, "release", environment) == {"sub": ("StringLike", [f"repo:{repository}:ref:refs/tags/v*"]),
+                                          "aud": ("StringEquals", ["sts.amazonaws.com"])}
     provider = planned["module.pipeline_identity.aws_iam_openid_connect_provider.github"]
     assert provider["url"] == "https://token.actions.githubusercontent.com"
     assert provider["client_id_list"] == ["sts.amazonaws.com"]
@@ -323,34 +319,3 @@ def test_the_node_count_is_terraforms_as_the_runbook_says(plan):
     (ignored,) = [line for line in node_group[:node_group.index("\n}\n")].splitlines() if "ignore_changes" in line]
     assert "desired_size" not in ignored, ignored
     assert "node_desired_size" in (REPO / "docs" / "runbook.md").read_text()
-
-
-def _inventory(environment: str) -> dict:
-    return yaml.safe_load((REPO / "inventories" / environment / "group_vars" / "all" / "main.yml").read_text())
-
-
-def test_one_image_one_digest_the_release_pushes_to_staging_and_ecr_copies_it_to_prod(plan):
-    """Each environment had its own ECR repository while release.yml pushes to one registry: prod's stayed empty.
-    Now staging's registry replicates every push to prod's account (the same digest), prod's accepts the copies from
-    staging's account only, and only staging has a release role - prod runs only what staging was given."""
-    environment, planned = plan
-    staging, prod = _inventory("staging"), _inventory("prod")
-    replication = [v for a, v in planned.items() if a.startswith("module.registry.aws_ecr_replication_configuration")]
-    policy = [a for a in planned if a.startswith("module.registry.aws_ecr_registry_policy")]
-    if environment == "staging":
-        (configuration,) = replication
-        (rule,) = configuration["replication_configuration"][0]["rule"]
-        assert rule["destination"] == [
-            {"registry_id": prod["colors_aws_account_id"], "region": prod["colors_aws_region"]}]
-        assert rule["repository_filter"] == [{"filter": "colors", "filter_type": "PREFIX_MATCH"}]
-        assert not policy
-    else:
-        assert not replication
-        (statement,) = planned["module.registry.data.aws_iam_policy_document.replication[0]"]["statement"]
-        assert statement["actions"] == ["ecr:CreateRepository", "ecr:ReplicateImage"]
-        assert statement["principals"] == [
-            {"type": "AWS", "identifiers": [f"arn:aws:iam::{staging['colors_aws_account_id']}:root"]}]
-        assert [r.rsplit(":", 1)[1] for r in statement["resources"]] == ["repository/colors"]
-        assert policy == ["module.registry.aws_ecr_registry_policy.this[0]"]
-    # Both inventories pull the same repository name from their own account's registry.
-    assert staging["app_release_image_repository"] == prod["app_release_image_repository"]

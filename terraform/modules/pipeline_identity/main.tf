@@ -9,13 +9,11 @@
 
 locals {
   issuer = "token.actions.githubusercontent.com"
-  # No release role where the registry is a replica (prod): its images come only from staging's, by replication.
-  subjects = merge({
+  subjects = {
     deploy   = ["repo:${var.github_repository}:environment:${var.environment}"]
     rollback = ["repo:${var.github_repository}:environment:${var.environment}-rollback"]
-    }, var.release_role ? {
-    release = ["repo:${var.github_repository}:ref:refs/tags/v*"]
-  } : {})
+    release  = ["repo:${var.github_repository}:ref:refs/tags/v*"]
+  }
 }
 
 resource "aws_iam_openid_connect_provider" "github" {
@@ -134,10 +132,11 @@ data "aws_iam_policy_document" "release" {
 }
 
 resource "aws_iam_role_policy" "pipeline" {
-  for_each = merge({
+  for_each = {
     deploy   = data.aws_iam_policy_document.deploy.json
     rollback = data.aws_iam_policy_document.rollback.json
-  }, var.release_role ? { release = data.aws_iam_policy_document.release.json } : {})
+    release  = data.aws_iam_policy_document.release.json
+  }
 
   name   = "${var.name}-${each.key}"
   role   = aws_iam_role.pipeline[each.key].id
