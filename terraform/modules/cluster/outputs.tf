@@ -32,8 +32,3 @@ output "endpoint_public_access" {
   description = "Whether the API endpoint is reachable from the internet (never: deploys run inside the VPC)."
   value       = aws_eks_cluster.this.vpc_config[0].endpoint_public_access
 }
-
-output "addon_versions" {
-  description = "The EKS add-ons installed, with their versions (empty where the EKS API has none: moto)."
-  value       = merge({ for k, a in aws_eks_addon.before_nodes : k => a.addon_version }, { for k, a in aws_eks_addon.after_nodes : k => a.addon_version })
-}
