@@ -30,6 +30,8 @@ module "secrets" {
   name                  = local.name
   recovery_window_days  = var.secret_recovery_window_days
   initial_value_version = var.secret_initial_value_version
+  # The database leaves a final snapshot where it is protected (skip_final_snapshot below): its key stays too.
+  retain_key = var.deletion_protection
 }
 
 module "cluster" {
@@ -60,6 +62,9 @@ module "registry" {
   kms_key_arn          = module.secrets.kms_key_arn
   keep_release_images  = var.registry_keep_release_images
   untagged_expiry_days = 7
+  # staging's registry copies every push to prod's; prod's accepts them from staging's account only.
+  replica                       = var.registry_replica
+  replication_source_account_id = var.registry_replication_source_account_id
 }
 
 module "data" {
@@ -109,6 +114,7 @@ module "pipeline_identity" {
   alerting_secret_arn = module.secrets.alerting_secret_arn
   kms_key_arn         = module.secrets.kms_key_arn
   repository_arn      = module.registry.repository_arn
+  release_role        = module.registry.receives_releases
   awx_principal_arns  = var.awx_principal_arns
 }
 

@@ -173,6 +173,19 @@ variable "eks_access_entries" {
   type        = bool
 }
 
+variable "registry_replica" {
+  description = "Where the registry copies every push (staging: prod's account and region; null elsewhere): the release pushes once, and both environments run the same digest."
+  type = object({
+    account_id = string
+    region     = string
+  })
+}
+
+variable "registry_replication_source_account_id" {
+  description = "The account whose registry replicates into this one (prod: staging's; null elsewhere). Such a registry gets no release role: its images come only by replication."
+  type        = string
+}
+
 variable "eks_addons" {
   description = "Install the EKS managed add-ons of terraform/stack/addons.tf (false only on the local moto server, whose EKS API has none)."
   type        = bool

@@ -85,8 +85,12 @@ def test_the_pipeline_roles_trust_only_this_repository_and_the_environments_the_
     assert _trust(planned, "rollback", environment) == {
         "sub": ("StringEquals", [f"repo:{repository}:environment:{environment}-rollback"]),
         "aud": ("StringEquals", ["sts.amazonaws.com"])}
-    assert _trust(planned, "release", environment) == {"sub": ("StringLike", [f"repo:{repository}:ref:refs/tags/v*"]),
-                                          "aud": ("StringEquals", ["sts.amazonaws.com"])}
+    if environment == "staging":  # the registry the release pushes to; prod's receives its images by replication
+        assert _trust(planned, "release", environment) == {
+            "sub": ("StringLike", [f"repo:{repository}:ref:refs/tags/v*"]),
+            "aud": ("StringEquals", ["sts.amazonaws.com"])}
+    else:
+        assert not [a for a in planned if "release" in a and a.startswith("module.pipeline_identity.")]
     provider = planned["module.pipeline_identity.aws_iam_openid_connect_provider.github"]
     assert provider["url"] == "https://token.actions.githubusercontent.com"
     assert provider["client_id_list"] == ["sts.amazonaws.com"]
@@ -168,6 +172,7 @@ def test_every_log_groups_key_lets_cloudwatch_logs_use_it(plan):
         name = ".".join([*(f"module.{p}" for p in path), group["address"]])
         key = _source(planned.shown, path, group["expressions"]["kms_key_id"]["references"][0])
         assert key.split(".")[-2] == "aws_kms_key", f"{name} is not encrypted with a key of this stack: {key}"
+        (key,) = [a for a in planned if a.startswith(f"{key}[")]  # the key module's one instance
         assert planned[key]["policy"], f"the policy of {key} is not known at plan time"
         granted = {action for statement in json.loads(planned[key]["policy"])["Statement"]
                    if statement["Effect"] == "Allow" and service in _listed(statement["Principal"].get("Service"))
@@ -319,3 +324,47 @@ def test_the_node_count_is_terraforms_as_the_runbook_says(plan):
     (ignored,) = [line for line in node_group[:node_group.index("\n}\n")].splitlines() if "ignore_changes" in line]
     assert "desired_size" not in ignored, ignored
     assert "node_desired_size" in (REPO / "docs" / "runbook.md").read_text()
+
+
+def _inventory(environment: str) -> dict:
+    return yaml.safe_load((REPO / "inventories" / environment / "group_vars" / "all" / "main.yml").read_text())
+
+
+def test_one_image_one_digest_the_release_pushes_to_staging_and_ecr_copies_it_to_prod(plan):
+    """Each environment had its own ECR repository while release.yml pushes to one registry: prod's stayed empty.
+    Now staging's registry replicates every push to prod's account (the same digest), prod's accepts the copies from
+    staging's account only, and only staging has a release role - prod runs only what staging was given."""
+    environment, planned = plan
+    staging, prod = _inventory("staging"), _inventory("prod")
+    replication = [v for a, v in planned.items() if a.startswith("module.registry.aws_ecr_replication_configuration")]
+    policy = [a for a in planned if a.startswith("module.registry.aws_ecr_registry_policy")]
+    if environment == "staging":
+        (configuration,) = replication
+        (rule,) = configuration["replication_configuration"][0]["rule"]
+        assert rule["destination"] == [
+            {"registry_id": prod["colors_aws_account_id"], "region": prod["colors_aws_region"]}]
+        assert rule["repository_filter"] == [{"filter": "colors", "filter_type": "PREFIX_MATCH"}]
+        assert not policy
+    else:
+        assert not replication
+        (statement,) = planned["module.registry.data.aws_iam_policy_document.replication[0]"]["statement"]
+        assert statement["actions"] == ["ecr:CreateRepository", "ecr:ReplicateImage"]
+        assert statement["principals"] == [
+            {"type": "AWS", "identifiers": [f"arn:aws:iam::{staging['colors_aws_account_id']}:root"]}]
+        assert [r.rsplit(":", 1)[1] for r in statement["resources"]] == ["repository/colors"]
+        assert policy == ["module.registry.aws_ecr_registry_policy.this[0]"]
+    # Both inventories pull the same repository name from their own account's registry.
+    assert staging["app_release_image_repository"] == prod["app_release_image_repository"]
+
+
+def test_the_key_of_the_final_snapshot_outlives_the_stack(plan):
+    """The database leaves a final snapshot encrypted with the data key, and `terraform destroy` deleted that key
+    with the stack: the snapshot could never be restored. Where a final snapshot is taken, the key is the retained
+    one (prevent_destroy; test_terraform_cli shows a destroy stopping at it)."""
+    _, planned = plan
+    database = planned["module.data.aws_db_instance.this"]
+    assert database["skip_final_snapshot"] is False and database["deletion_protection"] is True
+    references = _references(planned.shown, ("data",), "aws_db_instance.this", "kms_key_id")
+    assert _source(planned.shown, ("data",), references[0]).startswith("module.secrets.module.key.aws_kms_key.")
+    keys = [a for a in planned if a.startswith("module.secrets.module.key.aws_kms_key.")]
+    assert keys == ["module.secrets.module.key.aws_kms_key.retained[0]"], keys

@@ -41,3 +41,6 @@ oncall_principal_arn = "arn:aws:iam::123456789012:role/colors-oncall"
 eks_access_entries = false
 # moto's EKS API has no add-ons (nor Pod Identity): the staging and prod plans hold them.
 eks_addons = false
+# The local registry is the only one: the release pushes to it.
+registry_replica                       = null
+registry_replication_source_account_id = null

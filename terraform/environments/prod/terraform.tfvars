@@ -39,3 +39,6 @@ awx_principal_arns   = ["arn:aws:iam::222222222222:role/colors-awx-execution"]
 oncall_principal_arn = "arn:aws:iam::222222222222:role/colors-oncall"
 eks_access_entries   = true
 eks_addons           = true
+# Images come only from staging's registry, by ECR replication: no release role here.
+registry_replica                       = null
+registry_replication_source_account_id = "111111111111"

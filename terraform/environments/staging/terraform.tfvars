@@ -39,3 +39,6 @@ awx_principal_arns   = ["arn:aws:iam::111111111111:role/colors-awx-execution"]
 oncall_principal_arn = "arn:aws:iam::111111111111:role/colors-oncall"
 eks_access_entries   = true
 eks_addons           = true
+# The release pushes here; ECR copies every image to prod's registry (same digest).
+registry_replica                       = { account_id = "222222222222", region = "eu-west-1" }
+registry_replication_source_account_id = null

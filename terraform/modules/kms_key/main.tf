@@ -32,13 +32,40 @@ data "aws_iam_policy_document" "key" {
 }
 
 resource "aws_kms_key" "this" {
+  count = var.retain ? 0 : 1
+
   description             = var.description
   enable_key_rotation     = true
   deletion_window_in_days = 30
   policy                  = data.aws_iam_policy_document.key.json
 }
 
+# A key that encrypts what outlives the stack (the database's final snapshot, its automated backups): `terraform
+# destroy` stops at it (prevent_destroy cannot depend on a variable, hence a resource of its own). The runbook's
+# "Destroying an environment" (docs/runbook.md) says how it is retired once nothing it encrypts is kept.
+resource "aws_kms_key" "retained" {
+  count = var.retain ? 1 : 0
+
+  description             = var.description
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.key.json
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+moved {
+  from = aws_kms_key.this
+  to   = aws_kms_key.this[0]
+}
+
+locals {
+  key = var.retain ? aws_kms_key.retained[0] : aws_kms_key.this[0]
+}
+
 resource "aws_kms_alias" "this" {
   name          = "alias/${var.alias}"
-  target_key_id = aws_kms_key.this.key_id
+  target_key_id = local.key.key_id
 }

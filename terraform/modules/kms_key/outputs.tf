@@ -1,9 +1,9 @@
 output "arn" {
   description = "ARN of the key."
-  value       = aws_kms_key.this.arn
+  value       = one(concat(aws_kms_key.this[*].arn, aws_kms_key.retained[*].arn))
 }
 
 output "key_id" {
   description = "ID of the key."
-  value       = aws_kms_key.this.key_id
+  value       = local.key.key_id
 }

@@ -17,3 +17,9 @@ variable "service_statements" {
   }))
   default = []
 }
+
+variable "retain" {
+  description = "Keep the key when the stack is destroyed (prevent_destroy): it encrypts data that outlives the stack."
+  type        = bool
+  default     = false
+}

@@ -9,11 +9,13 @@
 
 locals {
   issuer = "token.actions.githubusercontent.com"
-  subjects = {
+  # No release role where the registry is a replica (prod): its images come only from staging's, by replication.
+  subjects = merge({
     deploy   = ["repo:${var.github_repository}:environment:${var.environment}"]
     rollback = ["repo:${var.github_repository}:environment:${var.environment}-rollback"]
-    release  = ["repo:${var.github_repository}:ref:refs/tags/v*"]
-  }
+    }, var.release_role ? {
+    release = ["repo:${var.github_repository}:ref:refs/tags/v*"]
+  } : {})
 }
 
 resource "aws_iam_openid_connect_provider" "github" {
@@ -118,6 +120,8 @@ data "aws_iam_policy_document" "rollback" {
 }
 
 data "aws_iam_policy_document" "release" {
+  count = var.release_role ? 1 : 0
+
   statement {
     sid       = "RegistryLogin"
     actions   = ["ecr:GetAuthorizationToken"]
@@ -132,11 +136,10 @@ data "aws_iam_policy_document" "release" {
 }
 
 resource "aws_iam_role_policy" "pipeline" {
-  for_each = {
+  for_each = merge({
     deploy   = data.aws_iam_policy_document.deploy.json
     rollback = data.aws_iam_policy_document.rollback.json
-    release  = data.aws_iam_policy_document.release.json
-  }
+  }, var.release_role ? { release = data.aws_iam_policy_document.release[0].json } : {})
 
   name   = "${var.name}-${each.key}"
   role   = aws_iam_role.pipeline[each.key].id

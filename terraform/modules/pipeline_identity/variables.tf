@@ -42,3 +42,8 @@ variable "awx_principal_arns" {
   description = "IAM principals AWX runs as (its execution environment's role); they may assume the infrastructure role."
   type        = list(string)
 }
+
+variable "release_role" {
+  description = "Create the release role (tag builds push the image here); false where the registry is a replica."
+  type        = bool
+}

@@ -44,3 +44,50 @@ resource "aws_ecr_lifecycle_policy" "this" {
     ]
   })
 }
+
+# One image, one digest, in both environments: the release pushes once, to staging's registry, and ECR copies each
+# push to prod's (same digest, re-encrypted with prod's key). Prod runs only what staging was given, and each
+# environment's nodes pull from their own account.
+resource "aws_ecr_replication_configuration" "this" {
+  count = var.replica == null ? 0 : 1
+
+  replication_configuration {
+    rule {
+      destination {
+        region      = var.replica.region
+        registry_id = var.replica.account_id
+      }
+      repository_filter {
+        filter      = var.repository_name
+        filter_type = "PREFIX_MATCH"
+      }
+    }
+  }
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
+
+# The replica's side: its registry accepts the copies from the source account, into this repository only.
+data "aws_iam_policy_document" "replication" {
+  count = var.replication_source_account_id == null ? 0 : 1
+
+  statement {
+    sid     = "ReplicationFromTheSourceRegistry"
+    actions = ["ecr:CreateRepository", "ecr:ReplicateImage"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::${var.replication_source_account_id}:root"]
+    }
+    resources = [
+      "arn:aws:ecr:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:repository/${var.repository_name}",
+    ]
+  }
+}
+
+resource "aws_ecr_registry_policy" "this" {
+  count = var.replication_source_account_id == null ? 0 : 1
+
+  policy = data.aws_iam_policy_document.replication[0].json
+}

@@ -17,3 +17,18 @@ variable "untagged_expiry_days" {
   description = "Days after which untagged images (build leftovers) expire."
   type        = number
 }
+
+variable "replica" {
+  description = "The registry every push is copied to (staging's: prod's account and region); null where none is."
+  type = object({
+    account_id = string
+    region     = string
+  })
+  default = null
+}
+
+variable "replication_source_account_id" {
+  description = "The account whose registry copies its pushes here (prod's: staging's); null where none does."
+  type        = string
+  default     = null
+}

@@ -7,6 +7,8 @@ module "key" {
 
   alias       = "${var.name}-data"
   description = "${var.name}: secrets, Kubernetes Secrets envelope, database, images"
+  # It encrypts the database's final snapshot: where one is taken, the key outlives the stack.
+  retain = var.retain_key
 }
 
 resource "aws_secretsmanager_secret" "app" {

@@ -12,3 +12,8 @@ variable "initial_value_version" {
   description = "Raise it to write freshly generated initial values; rotation (rotate-secrets.yml) owns them after that."
   type        = number
 }
+
+variable "retain_key" {
+  description = "Keep the data key when the stack is destroyed (true where the database leaves a final snapshot)."
+  type        = bool
+}
