@@ -99,7 +99,8 @@ def build_wheels(python: str) -> None:
 # Drill images: a real failure each, as a bad release would bring it (tests/integration/test_worker_node.py).
 DRILLS = {
     "crashloop": ["# A release with a broken setting: the app names it and exits 78 at start, the pod crash-loops.",
-                  "ENV COLORS_SHUTDOWN_DELAY_SECONDS=-1"],
+                  "# Set by the entrypoint: the Deployment sets this variable too, and a pod's env would win over ENV.",
+                  'ENTRYPOINT ["env", "COLORS_SHUTDOWN_DELAY_SECONDS=-1", "colors-app"]'],
     "never-ready": ["# A release pointed at a database it cannot reach: /healthz answers, /readyz stays 503.",
                     'ENTRYPOINT ["env", "COLORS_STORE=postgres", '
                     '"COLORS_DATABASE_URL=postgresql://colors@127.0.0.1:9/colors", "colors-app"]'],

@@ -123,7 +123,19 @@ def main() -> int:
                         help="seconds the load goes on after a release returns, while old pods drain (default 8)")
     parser.add_argument("--timeout", type=float, default=5, help="seconds before a request counts as failed")
     parser.add_argument("--keepalive", action="store_true", help="one kept-alive connection per worker")
+    parser.add_argument("--timing", choices=["local", "staging"], default="local",
+                        help="the pods' shutdown delay and graceful timeout: the local inventory's (role defaults) or "
+                             "staging's and prod's (their drain behind the ALB)")
     args = parser.parse_args()
+    timing = []
+    if args.timing == "staging":
+        import yaml
+
+        staging = yaml.safe_load((REPO / "inventories" / "staging" / "group_vars" / "all" / "main.yml").read_text())
+        keys = ("app_release_shutdown_delay_seconds", "app_release_graceful_timeout_seconds")
+        timing = [arg for key in keys for arg in ("-e", f"{key}={staging[key]}")]
+        # The load goes on until the last old pod has drained: its whole shutdown delay and graceful timeout.
+        args.settle = max(args.settle, sum(staging[key] for key in keys))
 
     status = json.loads(sh(sys.executable, "localplatform/platformctl.py", "status").stdout)
     node = status["worker_node"]
@@ -133,14 +145,14 @@ def main() -> int:
     second = f"{APP_VERSION}-bench.1"
     print(f"[bench] building {second} from the working tree (a second real image) and loading it", flush=True)
     sh(sys.executable, "app/build_image.py", "--version", second, "--load-worker-node")
-    playbook("deploy.yml", "-i", "inventories/local")  # the first version, on the worker node
+    playbook("deploy.yml", "-i", "inventories/local", *timing)  # the first version, on the worker node
     service = json.loads(sh("kubectl", "--kubeconfig", str(STATE / "kubeconfig"), "-n", "colors", "get", "service",
                             "colors", "-o", "json").stdout)
     port = service["spec"]["ports"][0]["nodePort"]
     host = node["address"]
     mode = "kept-alive connections" if args.keepalive else "a new connection per request"
-    print(f"[bench] load: {args.rate:g} requests/s of GET http://{host}:{port}/ from {args.workers} workers, {mode}",
-          flush=True)
+    print(f"[bench] load: {args.rate:g} requests/s of GET http://{host}:{port}/ from {args.workers} workers, {mode}; "
+          f"shutdown timing: {args.timing} {' '.join(timing[1::2]) or '(role defaults)'}", flush=True)
 
     def phase(action=None) -> dict:
         load = Load(host, port, args.rate, args.workers, args.keepalive, args.timeout).start()
@@ -154,8 +166,9 @@ def main() -> int:
     results = {
         "steady (baseline)": phase(),
         f"rolling release {APP_VERSION} -> {second}": phase(
-            lambda: playbook("deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={second}")),
-        f"rollback {second} -> {APP_VERSION}": phase(lambda: playbook("rollback.yml", "-i", "inventories/local")),
+            lambda: playbook("deploy.yml", "-i", "inventories/local", *timing, "-e", f"app_release_version={second}")),
+        f"rollback {second} -> {APP_VERSION}": phase(
+            lambda: playbook("rollback.yml", "-i", "inventories/local", *timing)),
     }
     base = results["steady (baseline)"]["p95_ms"]
     print(f"\n{'phase':<42} {'seconds':>7} {'requests':>8} {'req/s':>6} {'failed':>6} {'p50 ms':>7} {'p95 ms':>7} "

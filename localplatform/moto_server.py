@@ -7,12 +7,15 @@ enforced (POST /moto-api/reset-auth) a job can still assume its role with its OI
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from typing import Any
 
 from moto.core.authorization import ActionAuthenticatorMixin
+from moto.ec2.models import ec2_backends
 from moto.ec2.models.security_groups import SecurityGroupRule
+from moto.eks import models as eks_models
 from moto.iam.access_control import IAMPolicyStatement
 from moto.rds import models as rds_models
 from moto.server import main
@@ -73,6 +76,39 @@ def _authenticate_unless_unsigned_sts(self: Any, iam_request_cls: type, resource
 
 
 ActionAuthenticatorMixin._authenticate_and_authorize_action = _authenticate_unless_unsigned_sts
+
+_create_cluster = eks_models.EKSBackend.create_cluster
+_delete_cluster = eks_models.EKSBackend.delete_cluster
+
+
+def _create_cluster_with_its_security_group(self: Any, name: str, role_arn: str, resources_vpc_config: dict,
+                                            *args: Any, **kwargs: Any) -> Any:
+    """EKS creates a security group for every cluster (eks-cluster-sg-<name>-<id>, in the cluster's VPC) that the
+    managed nodes and their pods use, and names it in resourcesVpcConfig.clusterSecurityGroupId; moto made none, so
+    the rule that admits the load balancer into the pods had no group to attach to."""
+    cluster = _create_cluster(self, name, role_arn, resources_vpc_config, *args, **kwargs)
+    ec2 = ec2_backends[self.account_id][self.region_name]
+    vpc_id = ec2.get_subnet(resources_vpc_config["subnetIds"][0]).vpc_id
+    group = ec2.create_security_group(
+        name=f"eks-cluster-sg-{name}-{hashlib.sha256(cluster.arn.encode()).hexdigest()[:10]}",
+        description="EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, "
+                    "as well as any managed workloads.",
+        vpc_id=vpc_id, tags={"aws:eks:cluster-name": name, f"kubernetes.io/cluster/{name}": "owned"})
+    cluster.resources_vpc_config["clusterSecurityGroupId"] = group.id
+    return cluster
+
+
+def _delete_cluster_and_its_security_group(self: Any, name: str) -> Any:
+    """EKS deletes the cluster's security group with the cluster (the VPC can then be deleted)."""
+    cluster = _delete_cluster(self, name)
+    group_id = cluster.resources_vpc_config.get("clusterSecurityGroupId")
+    if group_id:
+        ec2_backends[self.account_id][self.region_name].delete_security_group(group_id=group_id)
+    return cluster
+
+
+eks_models.EKSBackend.create_cluster = _create_cluster_with_its_security_group
+eks_models.EKSBackend.delete_cluster = _delete_cluster_and_its_security_group
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -30,10 +30,13 @@ RELEASE_ONLY = ("-e", '{"colors_bootstrap_on_deploy": false}')
 
 
 def inventory_variables(inventory: Path) -> dict:
-    """The variables an inventory's group_vars set, merged as Ansible merges the files of one group (file order)."""
+    """The variables an inventory's group_vars set, merged as Ansible merges the files of one group (file order);
+    a vault-encrypted file (the local inventory's) is not read."""
     merged: dict = {}
     for path in sorted((inventory / "group_vars").rglob("*.yml")):
-        merged.update(yaml.safe_load(path.read_text()) or {})
+        text = path.read_text()
+        if not text.startswith("$ANSIBLE_VAULT"):
+            merged.update(yaml.safe_load(text) or {})
     return merged
 
 
@@ -203,6 +206,23 @@ def received_alerts(since: float, receiver: str, status: str | None = None, **la
         entries = json.load(response)
     return [a for e in entries for a in e["payload"]["alerts"]
             if (status is None or a["status"] == status) and all(a["labels"].get(k) == v for k, v in labels.items())]
+
+
+def role_template(role: str, template: str, environment: str | None = None, **values) -> list[dict]:
+    """The documents a role's template renders with the role's defaults, the environment's inventory variables (its
+    group_vars as written) and `values` over them - as the role would render them there."""
+    import json
+
+    import jinja2
+
+    folder = REPO / "roles" / role
+    context = yaml.safe_load((folder / "defaults" / "main.yml").read_text())
+    if environment:
+        context |= inventory_variables(REPO / "inventories" / environment)
+    env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)  # noqa: S701 - YAML, not HTML
+    env.filters["to_json"] = json.dumps
+    rendered = env.from_string((folder / "templates" / template).read_text()).render(**(context | values))
+    return [d for d in yaml.safe_load_all(rendered) if d]
 
 
 def role_pod_monitor(**overrides) -> dict:

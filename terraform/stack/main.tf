@@ -90,17 +90,18 @@ module "data" {
 module "edge" {
   source = "../modules/edge"
 
-  name                       = local.name
-  domain_name                = var.domain_name
-  vpc_id                     = module.network.vpc_id
-  public_subnet_ids          = module.network.public_subnet_ids
-  target_cidrs               = module.network.private_subnet_cidrs
-  app_port                   = var.app_port
-  deletion_protection        = var.deletion_protection
-  dns_zone_delegated         = var.dns_zone_delegated
-  log_kms_key_arn            = module.observability.kms_key_arn
-  log_retention_days         = var.log_retention_days
-  waf_requests_per_5_minutes = var.waf_requests_per_5_minutes
+  name                         = local.name
+  domain_name                  = var.domain_name
+  vpc_id                       = module.network.vpc_id
+  public_subnet_ids            = module.network.public_subnet_ids
+  pods_security_group_id       = module.cluster.pods_security_group_id
+  app_port                     = var.app_port
+  deregistration_delay_seconds = var.alb_deregistration_delay_seconds
+  deletion_protection          = var.deletion_protection
+  dns_zone_delegated           = var.dns_zone_delegated
+  log_kms_key_arn              = module.observability.kms_key_arn
+  log_retention_days           = var.log_retention_days
+  waf_requests_per_5_minutes   = var.waf_requests_per_5_minutes
 }
 
 module "pipeline_identity" {
@@ -116,6 +117,15 @@ module "pipeline_identity" {
   repository_arn      = module.registry.repository_arn
   release_role        = module.registry.receives_releases
   awx_principal_arns  = var.awx_principal_arns
+}
+
+module "load_balancer_controller" {
+  source = "../modules/load_balancer_controller"
+
+  name             = local.name
+  cluster_name     = module.cluster.cluster_name
+  target_group_arn = module.edge.target_group_arn
+  pod_identity     = var.eks_addons
 }
 
 module "deploy_runners" {

@@ -85,3 +85,8 @@ output "name_servers" {
   description = "Name servers of the dashboard's zone: delegate the domain to them in the parent zone, then apply with dns_zone_delegated = true."
   value       = module.edge.name_servers
 }
+
+output "load_balancer_controller_role_arn" {
+  description = "IAM role of the AWS Load Balancer Controller, which registers the pods in target_group_arn (a TargetGroupBinding)."
+  value       = module.load_balancer_controller.role_arn
+}

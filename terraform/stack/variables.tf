@@ -186,6 +186,11 @@ variable "registry_replication_source_account_id" {
   type        = string
 }
 
+variable "alb_deregistration_delay_seconds" {
+  description = "Seconds the ALB drains a leaving pod: the inventory's app_release_shutdown_delay_seconds plus app_release_graceful_timeout_seconds."
+  type        = number
+}
+
 variable "eks_addons" {
   description = "Install the EKS managed add-ons of terraform/stack/addons.tf (false only on the local moto server, whose EKS API has none)."
   type        = bool

@@ -368,3 +368,38 @@ def test_the_key_of_the_final_snapshot_outlives_the_stack(plan):
     assert _source(planned.shown, ("data",), references[0]).startswith("module.secrets.module.key.aws_kms_key.")
     keys = [a for a in planned if a.startswith("module.secrets.module.key.aws_kms_key.")]
     assert keys == ["module.secrets.module.key.aws_kms_key.retained[0]"], keys
+
+
+def test_the_load_balancer_reaches_the_pods_and_only_the_controller_registers_them(plan):
+    """Nothing registered the pods in the ALB's ip target group and no rule admitted the ALB into the pods' security
+    group: every request would have got a 503. The pods' group is the one EKS creates for the cluster (managed nodes);
+    the controller's role (Pod Identity) may register and deregister targets in that one target group only."""
+    _, planned = plan
+    shown = planned.shown
+    into_pods = _configured(shown, ("edge",), "aws_vpc_security_group_ingress_rule.pods_from_alb")["expressions"]
+    out_of_alb = _configured(shown, ("edge",), "aws_vpc_security_group_egress_rule.alb_to_pods")["expressions"]
+    pods_group = "module.cluster.aws_eks_cluster.this"  # vpc_config[0].cluster_security_group_id
+    assert _source(shown, ("edge",), into_pods["security_group_id"]["references"][0]) == pods_group
+    assert _source(shown, ("edge",), into_pods["referenced_security_group_id"]["references"][0]) == (
+        "module.edge.aws_security_group.alb")
+    assert _source(shown, ("edge",), out_of_alb["referenced_security_group_id"]["references"][0]) == pods_group
+    app_port = int(_tfvars(plan[0])["app_port"])
+    for address in ("module.edge.aws_vpc_security_group_ingress_rule.pods_from_alb",
+                    "module.edge.aws_vpc_security_group_egress_rule.alb_to_pods"):
+        rule = planned[address]
+        assert (rule["from_port"], rule["to_port"], rule["ip_protocol"], rule["cidr_ipv4"]) == (
+            app_port, app_port, "tcp", None), address
+    assert planned["module.edge.aws_lb_target_group.app"]["target_type"] == "ip"
+
+    association = planned["module.load_balancer_controller.aws_eks_pod_identity_association.this[0]"]
+    assert (association["namespace"], association["service_account"]) == ("kube-system", "aws-load-balancer-controller")
+    policy = planned["module.load_balancer_controller.data.aws_iam_policy_document.this"]["statement"]
+    writes = [s for s in policy if any(not a.split(":")[1].startswith("Describe") for a in s["actions"])]
+    (write,) = writes
+    assert sorted(write["actions"]) == [
+        "elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"]
+    configured = _configured(shown, ("load_balancer_controller",), "data.aws_iam_policy_document.this")
+    (target_group,) = {_source(shown, ("load_balancer_controller",), r)
+                       for s in configured["expressions"]["statement"] if "resources" in s
+                       for r in s["resources"].get("references", [])[:1]}
+    assert target_group == "module.edge.aws_lb_target_group.app"

@@ -18,6 +18,7 @@ ALLOWED_DIFFERENCES = {
     "colors_aws_account_id": "each environment's AWS account",
     "app_release_replicas": "size",
     "cluster_bootstrap_database_cidrs": "each environment's VPC addresses (checked against Terraform)",
+    "cluster_bootstrap_load_balancer_cidrs": "each environment's VPC addresses (checked against Terraform)",
     "monitoring_probe_urls": "each environment's public hostname (checked against Terraform's domain_name)",
     "app_release_public_url": "each environment's public hostname (checked against Terraform's domain_name)",
 }

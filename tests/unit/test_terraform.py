@@ -140,3 +140,15 @@ def test_the_database_network_policy_allows_exactly_the_private_subnets_terrafor
     private = [str(subnets[i + 8]) for i in range(int(values["az_count"]))]
     inventory = yaml.safe_load((REPO / "inventories" / environment / "group_vars/all/main.yml").read_text())
     assert inventory["cluster_bootstrap_database_cidrs"] == private
+
+
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+def test_the_app_admits_exactly_the_public_subnets_the_load_balancer_forwards_from(environment):
+    """The ALB forwards from its nodes in the public subnets; the policy admitted an ingress-nginx namespace that
+    does not exist (and so, once the VPC CNI enforces policies, no ALB at all)."""
+    values = tfvars(environment)
+    subnets = list(ipaddress.ip_network(values["vpc_cidr"].strip('"')).subnets(new_prefix=20))
+    # modules/network: public subnet of zone i = cidrsubnet(vpc_cidr, 4, i)
+    public = [str(subnets[i]) for i in range(int(values["az_count"]))]
+    inventory = yaml.safe_load((REPO / "inventories" / environment / "group_vars/all/main.yml").read_text())
+    assert inventory["cluster_bootstrap_load_balancer_cidrs"] == public

@@ -33,6 +33,8 @@ domain_name = "colors.local.test"
 dns_zone_delegated         = true
 waf_requests_per_5_minutes = 2000
 app_port                   = 8080
+# The pods' shutdown delay plus graceful timeout (inventories/local: app_release_*_seconds).
+alb_deregistration_delay_seconds = 25
 
 github_repository    = "colors/colors-deploy"
 awx_principal_arns   = ["arn:aws:iam::123456789012:role/colors-awx-execution"]

@@ -32,3 +32,8 @@ output "endpoint_public_access" {
   description = "Whether the API endpoint is reachable from the internet (never: deploys run inside the VPC)."
   value       = aws_eks_cluster.this.vpc_config[0].endpoint_public_access
 }
+
+output "pods_security_group_id" {
+  description = "The security group EKS creates for the cluster: on the managed nodes, so on their pods' addresses."
+  value       = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
+}

@@ -61,15 +61,25 @@ resource "aws_vpc_security_group_ingress_rule" "alb" {
   to_port           = each.value
 }
 
+# The path from the load balancer to the pods, both ways: out of the ALB's group to the pods' group, and into the pods'
+# group (the one EKS creates for the cluster, on the managed nodes and so on their pods' VPC CNI addresses) from the
+# ALB's. Without the second rule every forwarded request timed out and the ALB answered 503.
 resource "aws_vpc_security_group_egress_rule" "alb_to_pods" {
-  for_each = toset(var.target_cidrs)
+  security_group_id            = aws_security_group.alb.id
+  description                  = "Colors pods (the cluster's security group)"
+  referenced_security_group_id = var.pods_security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = var.app_port
+  to_port                      = var.app_port
+}
 
-  security_group_id = aws_security_group.alb.id
-  description       = "Colors pods in ${each.value}"
-  cidr_ipv4         = each.value
-  ip_protocol       = "tcp"
-  from_port         = var.app_port
-  to_port           = var.app_port
+resource "aws_vpc_security_group_ingress_rule" "pods_from_alb" {
+  security_group_id            = var.pods_security_group_id
+  description                  = "Colors pods from the load balancer"
+  referenced_security_group_id = aws_security_group.alb.id
+  ip_protocol                  = "tcp"
+  from_port                    = var.app_port
+  to_port                      = var.app_port
 }
 
 resource "aws_lb" "this" {
@@ -97,8 +107,9 @@ resource "aws_lb_target_group" "app" {
   protocol    = "HTTP"
   port        = var.app_port
 
-  # Pods leaving during a rollout finish their requests before they are removed.
-  deregistration_delay = 30
+  # A leaving pod drains for as long as the ALB does: its shutdown delay plus its graceful timeout (the inventories'
+  # app_release_* values; tests/unit/test_shutdown_timing.py holds them together).
+  deregistration_delay = var.deregistration_delay_seconds
 
   health_check {
     path                = "/readyz"

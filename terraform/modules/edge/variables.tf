@@ -18,9 +18,9 @@ variable "public_subnet_ids" {
   type        = list(string)
 }
 
-variable "target_cidrs" {
-  description = "CIDR blocks of the pods the load balancer forwards to (the private subnets)."
-  type        = list(string)
+variable "pods_security_group_id" {
+  description = "Security group of the nodes and their pods: the one EKS creates for the cluster."
+  type        = string
 }
 
 variable "app_port" {
@@ -50,5 +50,10 @@ variable "log_retention_days" {
 
 variable "waf_requests_per_5_minutes" {
   description = "Requests one client address may make in 5 minutes before WAF blocks it."
+  type        = number
+}
+
+variable "deregistration_delay_seconds" {
+  description = "Seconds the ALB drains a deregistered pod (its shutdown delay plus its graceful timeout)."
   type        = number
 }
