@@ -268,6 +268,8 @@ def terraform_plan(environment: str, work: Path, *variables: str) -> Plan:
     import shutil
 
     shutil.copytree(REPO / "terraform", work / "terraform", ignore=shutil.ignore_patterns(".terraform*"))
+    (work / "inventories").mkdir()  # the add-on versions terraform/stack/addons.tf reads
+    shutil.copy2(REPO / "inventories" / "sources.yml", work / "inventories" / "sources.yml")
     stack = work / "terraform" / "stack"
     (stack / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
     env = tool_env(TF_CLI_CONFIG_FILE=str(STATE / "terraform.rc"), TF_DATA_DIR=str(work / "data"),

@@ -74,13 +74,13 @@ variable "addons" {
 }
 
 variable "addon_versions" {
-  description = "Version of each EKS add-on for the cluster's Kubernetes minor (terraform/stack/addons.tf)."
+  description = "Version of each EKS add-on for the cluster's Kubernetes minor (inventories/sources.yml, eks_addons)."
   type        = map(string)
 
   validation {
     condition = length(setsubtract(
       ["vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-ebs-csi-driver", "metrics-server"],
     keys(var.addon_versions))) == 0
-    error_message = "Pin every add-on (vpc-cni, kube-proxy, eks-pod-identity-agent, coredns, aws-ebs-csi-driver, metrics-server) for the cluster's Kubernetes minor in terraform/stack/addons.tf."
+    error_message = "Pin every add-on (vpc-cni, kube-proxy, eks-pod-identity-agent, coredns, aws-ebs-csi-driver, metrics-server) for the cluster's Kubernetes minor in inventories/sources.yml (eks_addons)."
   }
 }
