@@ -403,3 +403,44 @@ def test_the_load_balancer_reaches_the_pods_and_only_the_controller_registers_th
                        for s in configured["expressions"]["statement"] if "resources" in s
                        for r in s["resources"].get("references", [])[:1]}
     assert target_group == "module.edge.aws_lb_target_group.app"
+
+
+def _traffic_path() -> dict[str, dict[str, str]]:
+    """The rows of docs/network-topology.md's "traffic path, rule by rule" table, by rule address."""
+    doc = (REPO / "docs" / "network-topology.md").read_text()
+    section = doc.split("## The traffic path, rule by rule", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")]
+    header, *rows = rows
+    return {row[1].strip("`"): dict(zip(header, row, strict=True)) for row in rows}
+
+
+def test_the_topology_documents_every_security_group_rule_on_its_hop_of_the_traffic_path(plan):
+    """client → WAF/ALB → pods, pods → RDS, deploy runner → API endpoint: each rule of the plan, with the group it
+    belongs to, the group (or the CIDRs) it admits and its ports, is its row of docs/network-topology.md."""
+    environment, planned = plan
+    shown, tfvars = planned.shown, _tfvars(environment)
+    private = {v["cidr_block"] for a, v in planned.items() if a.startswith("module.network.aws_subnet.private[")}
+    cidrs_named = {"0.0.0.0/0": {"0.0.0.0/0"}, "the private subnets": private,
+                   "the VPC CIDR, `api_allowed_cidrs`": {tfvars["vpc_cidr"], *json.loads(tfvars["api_allowed_cidrs"])}}
+    documented, found = _traffic_path(), set()
+    for kind, direction in (("aws_vpc_security_group_ingress_rule", "ingress"),
+                            ("aws_vpc_security_group_egress_rule", "egress")):
+        for path, resource in _resources(shown, kind):
+            address = ".".join([*(f"module.{p}" for p in path), resource["address"]])
+            assert address in documented, f"{address} is on no hop of docs/network-topology.md's traffic path"
+            row, expressions = documented[address], resource["expressions"]
+            found.add(address)
+            assert row["direction"] == direction, address
+            group = _source(shown, path, expressions["security_group_id"]["references"][0])
+            assert f"`{group}`" == row["group"], address
+            instances = [v for a, v in planned.items() if a == address or a.startswith(f"{address}[")]
+            assert instances, f"{address} is not planned in {environment}"
+            if "referenced_security_group_id" in expressions:
+                peer = _source(shown, path, expressions["referenced_security_group_id"]["references"][0])
+                assert f"`{peer}`" == row["peer"], address
+            else:
+                assert {i["cidr_ipv4"] for i in instances} == cidrs_named[row["peer"]], address
+            assert all(i["from_port"] == i["to_port"] and i["ip_protocol"] == "tcp" for i in instances), address
+            ports = sorted({i["from_port"] for i in instances})
+            assert ", ".join(map(str, ports)) == row["ports"], (address, ports)
+    assert found == set(documented), f"rows without a rule in the plan: {sorted(set(documented) - found)}"
