@@ -33,7 +33,8 @@ def release_report(entries: Any, days: int = 30, now: str | None = None) -> dict
     window = [e for e in ordered if start <= _time(e["started"], "started") <= end]
     releases = [e for e in window if e.get("strategy") != "manual-rollback"]
     succeeded = [e for e in releases if e.get("verdict") == "succeeded"]
-    failed = [e for e in releases if e.get("verdict") in ("failed", "rolled_back")]
+    # "aborted": stopped because another hand (a pre-empting rollback) changed the Deployment - a failed change too.
+    failed = [e for e in releases if e.get("verdict") in ("failed", "rolled_back", "aborted")]
     restore_times, unrestored = [], 0
     for failure in failed:
         began = _time(failure["started"], "started")

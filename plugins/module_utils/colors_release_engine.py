@@ -20,7 +20,10 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_release_clust
     ledger_entry,
     utcnow,
 )
-from ansible_collections.colors.deploy.plugins.module_utils.colors_release_health import revision_of
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_health import (
+    CHANGED_DURING_RELEASE,
+    revision_of,
+)
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_watch import RolloutWatcher
 
 
@@ -46,6 +49,7 @@ class RollingRelease:
             previous_rs = next((rs for rs in self.api.replicasets(self.namespace, self.selector)
                                 if revision_of(rs) == revision_of(before)), None)
         applied = self.api.apply("Deployment", desired)
+        self.watcher.expect(applied)
         changed = before is None or applied["metadata"]["generation"] != before["metadata"]["generation"]
         result: dict[str, Any] = {"changed": changed, "image": image_of(desired), "version": self.p["version"],
                                   "previous_image": image_of(before) if before else None,
@@ -65,6 +69,8 @@ class RollingRelease:
                              self.p["version"], previous_version=self.p.get("previous_version"))
         self.watcher.report(f"rolling {self.name} to {result['image']} (revision of {self.p['version']})")
         verdict = self.watcher.judge(routed=bool(self.p.get("service")))
+        if verdict.state == "healthy":  # healthy as judged, and still what this run applied when it says so
+            verdict = self.watcher.changed() or verdict
         result["verdict"] = verdict.as_dict()
         result["revision"] = verdict.detail.get("revision")
         entry["verdict_seconds"] = verdict.detail.get("seconds")
@@ -78,6 +84,11 @@ class RollingRelease:
         failure = (f"Release {self.p['version']} ({result['image']}) failed gate {verdict.gate}: "
                    f"{'; '.join(verdict.evidence)}.")
         entry.update(verdict="failed", gate=verdict.gate, evidence=verdict.evidence)
+        if verdict.gate == CHANGED_DURING_RELEASE:  # another hand owns the Deployment now: neither fight nor claim it
+            entry.update(verdict="aborted", finished=utcnow())
+            self._record(entry, record)
+            raise ReleaseFailed(f"{failure} This release stopped: it restored nothing and recorded no success.",
+                                {**result, "ledger_entry": entry})
         if not self.p["auto_rollback"] or previous_rs is None:
             entry["finished"] = utcnow()
             self._record(entry, record)
@@ -105,7 +116,7 @@ class RollingRelease:
         template = copy.deepcopy(replicaset["spec"]["template"])
         template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
         start = self.clock()
-        self.api.replace_template(self.namespace, self.name, template)
+        self.watcher.expect(self.api.replace_template(self.namespace, self.name, template))
         deployment = self.api.get_deployment(self.namespace, self.name)
         verdict = self.watcher.wait_for_rollout(deployment)
         return {"state": verdict.state, "image": image_of({"spec": {"template": template}}),

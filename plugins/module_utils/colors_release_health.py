@@ -75,6 +75,28 @@ def pods_of(replicaset: dict | None, pods: list[dict]) -> list[dict]:
             and not _get(p, "metadata", "deletionTimestamp")]
 
 
+CHANGED_DURING_RELEASE = "changed-during-release"
+
+
+def changed_by_another(deployment: dict | None, applied: dict | None) -> Verdict | None:
+    """A failed verdict when the Deployment is no longer what this run applied (`applied`: the generation and image
+    the API server returned for its own write): another hand changed or deleted it during the release. Else None."""
+    if not applied or applied.get("generation") is None:
+        return None
+    name = applied["name"]
+    if deployment is None:
+        return Verdict("failed", CHANGED_DURING_RELEASE, [f"deployment {name} was deleted during the release"])
+    generation = _get(deployment, "metadata", "generation", default=0)
+    if generation <= applied["generation"]:
+        return None
+    containers = _get(deployment, "spec", "template", "spec", "containers", default=[]) or [{}]
+    image = containers[0].get("image")
+    return Verdict("failed", CHANGED_DURING_RELEASE, [
+        f"deployment {name} was changed during the release by another hand: generation {generation}, after the "
+        f"{applied['generation']} this release applied; its image is now {image} (this release applied "
+        f"{applied['image']})"], {"image": image, "generation": generation})
+
+
 def assess(deployment: dict, replicasets: list[dict], pods: list[dict]) -> Verdict:
     """Judge a rollout from the Deployment, its ReplicaSets and its pods, as the API server reports them."""
     name = _get(deployment, "metadata", "name")

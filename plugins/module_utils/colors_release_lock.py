@@ -93,7 +93,8 @@ class ReleaseLock:
             raise LockHeld(
                 f"Another release is running: {self.describe(state)} (in {remaining}s). Wait for it to finish; "
                 f"if its run died, the lock expires by itself, or a person who is sure it is dead releases it "
-                f"with -e app_release_lock_force_release=true.")
+                f"with -e app_release_lock_force_release=true (which also lets a rollback pre-empt a running "
+                f"release: that release then stops).")
         renewing = state is not None and state.holder == holder
         previous = state.holder if state is not None and not renewing else None
         spec = {

@@ -15,6 +15,7 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_release_clust
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_health import (
     Verdict,
     assess,
+    changed_by_another,
     prometheus_verdict,
 )
 
@@ -136,6 +137,7 @@ class RolloutWatcher:
         self.report = progress_of(params)
         labels = manifest["spec"]["selector"]["matchLabels"]
         self.selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        self.applied: dict | None = None
 
     def snapshot(self) -> tuple[dict | None, list[dict], list[dict]]:
         """The Deployment, its ReplicaSets and its pods, as the cluster has them now."""
@@ -143,9 +145,22 @@ class RolloutWatcher:
         return deployment, self.api.replicasets(self.namespace, self.selector), self.api.pods(self.namespace,
                                                                                                   self.selector)
 
+    def expect(self, applied: dict | None) -> None:
+        """What this run wrote to the Deployment (the object the API server returned): from now on a later
+        generation, or no Deployment at all, is another hand's change and fails the verdict - never a success
+        read off someone else's rollout."""
+        containers = ((applied or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])
+        self.applied = {"name": self.name, "generation": (applied or {}).get("metadata", {}).get("generation"),
+                        "image": containers[0].get("image")} if applied else None
+
+    def changed(self) -> Verdict | None:
+        """The failed verdict of another hand's change to the Deployment since expect(), read now; else None."""
+        return changed_by_another(self.api.get_deployment(self.namespace, self.name), self.applied)
+
     def state(self) -> Verdict:
         """The verdict of the rollout at this moment (no waiting)."""
-        return assess(*self.snapshot())
+        deployment, replicasets, pods = self.snapshot()
+        return changed_by_another(deployment, self.applied) or assess(deployment, replicasets, pods)
 
     def wait(self, deadline: float) -> Verdict:
         """Poll the gates until healthy or failed; time out only past the controller's own deadline. Reports the

@@ -15,6 +15,9 @@ description:
     progressDeadlineSeconds plus one poll.
   - On a failed gate with I(auto_rollback), restores the previous revision's pod template, waits until it is
     healthy, then fails naming the gate, the evidence and the release restored.
+  - Judges only what it applied - a Deployment changed by another hand during the release (a later generation than
+    its own write, or deleted) fails gate changed-during-release naming what it found; the release then restores
+    nothing and is recorded as aborted, never as succeeded.
   - Records every release attempt in the release ledger (ConfigMaps labelled colors.io/release-ledger).
   - A release whose Deployment already matches and is healthy changes nothing; one left unfinished by an
     interrupted run is watched again until it converges.

@@ -3,10 +3,14 @@ rollback reaches any recorded release, and every attempt lands in the release le
 
 from __future__ import annotations
 
+import datetime
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from helpers import ON_SIMULATED_NODES, RELEASE_ONLY, ansible_playbook, recap, run
+from helpers import ON_SIMULATED_NODES, RELEASE_ONLY, REPO, ansible_playbook, recap, run, tool_env, wait_for
 
 pytestmark = pytest.mark.platform
 NS = "colors"
@@ -104,6 +108,43 @@ def test_rollback_to_an_unknown_version_lists_the_recorded_releases(k8s, good_re
     assert recap(result)["changed"] == 0
 
 
+def test_a_rollback_pre_empts_a_running_release_which_stops_without_claiming_it(k8s, good_release):
+    """The interleaving an on-call engineer causes: while a release that never gets ready rolls out, rollback.yml is
+    refused (the release holds the lock) and changes nothing; pre-empting it restores the previous release, and the
+    release stops at its next look, naming what it found - no restore of its own, no success in the ledger."""
+    _, apps, _ = k8s
+    version, before = "2.3.0-drill-never-ready", _image(k8s)
+    since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    release = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "deploy.yml", *ARGS, *RELEASE_ONLY,
+         "-e", f"app_release_version={version}", "-e", "app_release_progress_deadline_seconds=120"],
+        cwd=REPO, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for("the release to roll out its pods", lambda: _image(k8s) == f"localhost/colors:{version}", timeout=120)
+        generation = apps.read_namespaced_deployment("colors", NS).metadata.generation
+        refused = ansible_playbook("rollback.yml", *ARGS)
+        assert refused.returncode != 0
+        assert "Another release is running" in " ".join(refused.stdout.split()), refused.stdout[-3000:]
+        assert apps.read_namespaced_deployment("colors", NS).metadata.generation == generation
+        pre_empted = ansible_playbook("rollback.yml", *ARGS, "-e", "app_release_lock_force_release=true")
+        assert pre_empted.returncode == 0, pre_empted.stdout[-3000:]
+        assert _image(k8s) == before
+        out, _ = release.communicate(timeout=180)
+    finally:
+        release.kill()
+    said = " ".join(out.split())
+    assert release.returncode != 0, said[-3000:]
+    assert f"Release {version} (localhost/colors:{version}) failed gate changed-during-release" in said
+    assert f"its image is now {before} (this release applied localhost/colors:{version})" in said
+    assert "restored nothing and recorded no success" in said and "is released" not in said
+    assert _image(k8s) == before
+    ledger = _ledger(k8s)
+    (attempt,) = [e for e in ledger if e.get("version") == version and e["started"] >= since]
+    assert attempt["verdict"] == "aborted" and attempt["gate"] == "changed-during-release"
+    restorations = [e for e in ledger if e["strategy"] == "manual-rollback" and e["started"] > attempt["started"]]
+    assert [(e["verdict"], e["image"]) for e in restorations] == [("succeeded", before)]
+
+
 def test_an_interrupted_release_converges_when_run_again(k8s, good_release):
     _, apps, _ = k8s
     # An interrupted run: the new template was applied, then the run died before its verdict.
@@ -123,7 +164,7 @@ def test_the_release_report_reads_the_ledger_back(k8s, good_release):
     result = ansible_playbook("release_report.yml", "-i", "inventories/local", "-e", "app_release_report_days=3650")
     assert result.returncode == 0, result.stdout[-3000:]
     releases = [e for e in ledger if e["strategy"] != "manual-rollback"]
-    failed = [e for e in releases if e["verdict"] in ("failed", "rolled_back")]
+    failed = [e for e in releases if e["verdict"] in ("failed", "rolled_back", "aborted")]
     assert f"releases: {len(releases)}" in result.stdout and f"failed: {len(failed)}" in result.stdout
     assert len(failed) >= 3  # the three drills of this module were recorded as failures
     assert "mean_time_to_restore_seconds:" in result.stdout and recap(result)["changed"] == 0

@@ -45,6 +45,13 @@ def test_a_failure_not_yet_restored_is_counted_apart():
     assert result["unrestored_failures"] == 1 and result["mean_time_to_restore_seconds"] is None
 
 
+def test_a_release_a_rollback_pre_empted_is_a_failed_change_restored_by_that_rollback():
+    result = report([entry(1, 10, "succeeded"), entry(2, 10, "aborted"),
+                     entry(2, 11, "succeeded", strategy="manual-rollback", minutes=1)], days=30)
+    assert result["releases"] == 2 and result["failed"] == 1 and result["change_failure_rate"] == 0.5
+    assert result["unrestored_failures"] == 0
+
+
 def test_an_empty_ledger_reports_no_rates():
     assert report([], days=7)["change_failure_rate"] is None
 

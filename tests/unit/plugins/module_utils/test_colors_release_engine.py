@@ -127,6 +127,51 @@ def test_a_crashlooping_release_is_rolled_back_and_the_failure_names_gate_eviden
     assert cluster.entries[-1]["verdict"] == "rolled_back" and cluster.entries[-1]["gate"] == "pod-crashloop"
 
 
+def _release_while(cluster, image, meanwhile):
+    """A release during whose watch `meanwhile(cluster)` runs once (another hand acting on the Deployment)."""
+    calls = []
+
+    def sleep(_seconds):
+        if not calls:
+            calls.append(meanwhile(cluster))
+
+    params = {"namespace": "colors", "deployment": manifest(image), "version": image.rsplit(":", 1)[1],
+              "actor": "tester", "auto_rollback": True, "poll_interval": 0}
+    return engine.RollingRelease(cluster, params, sleep=sleep).run()
+
+
+def test_a_release_another_hand_rolls_back_meanwhile_is_aborted_naming_what_changed_and_never_claimed():
+    """The interleaving of the issue: a never-ready release is rolling out, someone restores the previous release
+    under it; the release neither reports success (the rollout it reads is no longer its own) nor fights back."""
+    cluster = FakeCluster({"colors:1.1.0": "ContainerCreating"})  # never ready, nothing fatal: it waits
+    release(cluster, "colors:1.0.0")
+    previous = copy.deepcopy(cluster.deployment["spec"]["template"])
+    theirs = []
+    with pytest.raises(engine.ReleaseFailed) as err:
+        _release_while(cluster, "colors:1.1.0", lambda c: theirs.append(
+            c.replace_template("colors", "colors", previous)["metadata"]["generation"]))
+    message = str(err.value)
+    assert "failed gate changed-during-release" in message
+    assert "its image is now colors:1.0.0 (this release applied colors:1.1.0)" in message
+    assert "restored nothing and recorded no success" in message
+    assert cluster.deployment["metadata"]["generation"] == theirs[0]  # no write of its own after the other hand's
+    assert cluster.deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "colors:1.0.0"
+    assert [e["verdict"] for e in cluster.entries] == ["succeeded", "aborted"]
+    assert cluster.entries[-1]["gate"] == "changed-during-release"
+
+
+def test_a_deployment_deleted_during_the_release_fails_it_saying_so():
+    cluster = FakeCluster({"colors:1.1.0": "ContainerCreating"})
+    release(cluster, "colors:1.0.0")
+
+    def delete(c):
+        c.deployment = None
+
+    with pytest.raises(engine.ReleaseFailed, match="deployment colors was deleted during the release"):
+        _release_while(cluster, "colors:1.1.0", delete)
+    assert cluster.entries[-1]["verdict"] == "aborted"
+
+
 def test_without_automatic_rollback_the_failed_release_stays_and_says_so():
     cluster = FakeCluster({"colors:1.1.0": "ImagePullBackOff"})
     release(cluster, "colors:1.0.0")
