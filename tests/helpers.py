@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -257,6 +258,12 @@ class Plan(dict):
     configuration holds the references between modules)."""
 
     shown: dict
+
+
+def tfvars(environment: str) -> dict[str, str]:
+    """Top-level assignments of an environment's terraform.tfvars (name -> raw value text)."""
+    text = (REPO / "terraform" / "environments" / environment / "terraform.tfvars").read_text()
+    return dict(re.findall(r"^(\w+)\s*=\s*(.+?)\s*$", text, flags=re.M))
 
 
 def terraform_plan(environment: str, work: Path, *variables: str) -> Plan:

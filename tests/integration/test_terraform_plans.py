@@ -12,7 +12,7 @@ import re
 
 import pytest
 import yaml
-from helpers import REPO, terraform_plan
+from helpers import REPO, terraform_plan, tfvars
 
 pytestmark = pytest.mark.platform
 BOOTSTRAP_DEFAULTS = yaml.safe_load((REPO / "roles" / "cluster_bootstrap" / "defaults" / "main.yml").read_text())
@@ -21,13 +21,8 @@ ONCALL = BOOTSTRAP_DEFAULTS["cluster_bootstrap_oncall_group"]
 
 
 def _tfvars(environment: str) -> dict[str, str]:
-    values = {}
-    for line in (REPO / "terraform" / "environments" / environment / "terraform.tfvars").read_text().splitlines():
-        key, _, value = line.partition("=")
-        if value and not line.lstrip().startswith("#"):
-            value = value.strip()
-            values[key.strip()] = value if value.startswith("[") else value.strip('"')
-    return values
+    """The environment's tfvars, strings unquoted (lists stay as written)."""
+    return {k: v if v.startswith("[") else v.strip('"') for k, v in tfvars(environment).items()}
 
 
 @pytest.fixture(scope="module", params=["staging", "prod"])

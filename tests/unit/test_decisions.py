@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import REPO, tfvars
 
 DECISIONS = REPO / "docs" / "decisions"
 RECORDS = sorted(DECISIONS.glob("[0-9][0-9][0-9][0-9]-*.md"))
@@ -25,11 +25,6 @@ def _table(text: str, first_header: str) -> dict[str, list[str]]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         rows[cells[0]] = cells[1:]
     return rows
-
-
-def _tfvars(environment: str) -> dict[str, str]:
-    text = (REPO / "terraform" / "environments" / environment / "terraform.tfvars").read_text()
-    return {k: v.strip('"') for k, v in re.findall(r"^(\w+)\s*=\s*(\S+)", text, flags=re.M)}
 
 
 def test_there_are_records_and_the_index_lists_each():
@@ -74,6 +69,6 @@ def test_the_recovery_settings_quoted_are_the_terraform_of_each_environment():
     settings = _table(text, "setting")
     assert {"db_multi_az", "db_backup_retention_days", "deletion_protection"} <= set(settings)
     for setting, (staging, prod) in settings.items():
-        assert (_tfvars("staging")[setting], _tfvars("prod")[setting]) == (staging, prod), setting
+        assert (tfvars("staging")[setting].strip('"'), tfvars("prod")[setting].strip('"')) == (staging, prod), setting
     objectives = _table(text, "what fails")
     assert len(objectives) == 5 and all(row[0] and row[1] for row in objectives.values())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import PLATFORM, REPO, STATE, run
+from helpers import PLATFORM, REPO, STATE, run, tfvars
 
 TF = REPO / "terraform"
 ENVIRONMENTS = ("local", "staging", "prod")
@@ -29,12 +29,6 @@ def declared_variables(root: Path) -> dict[str, bool]:
     text = "\n".join(p.read_text() for p in sorted(root.glob("*.tf")))
     blocks = re.findall(r'^variable "(\w+)" \{\n(.*?)^\}', text, flags=re.S | re.M)
     return {name: bool(re.search(r"^\s+default\s*=", body, flags=re.M)) for name, body in blocks}
-
-
-def tfvars(environment: str) -> dict[str, str]:
-    """Top-level assignments of an environment's terraform.tfvars (name -> raw value text)."""
-    text = (TF / "environments" / environment / "terraform.tfvars").read_text()
-    return dict(re.findall(r"^(\w+)\s*=\s*(.+?)\s*$", text, flags=re.M))
 
 
 def test_terraform_files_are_formatted():
