@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import image_of
+
 REVISION = "deployment.kubernetes.io/revision"
 
 # Container waiting reasons that no amount of waiting fixes: fail at once instead of at the deadline.
@@ -89,8 +91,7 @@ def changed_by_another(deployment: dict | None, applied: dict | None) -> Verdict
     generation = _get(deployment, "metadata", "generation", default=0)
     if generation <= applied["generation"]:
         return None
-    containers = _get(deployment, "spec", "template", "spec", "containers", default=[]) or [{}]
-    image = containers[0].get("image")
+    image = image_of(deployment)
     return Verdict("failed", CHANGED_DURING_RELEASE, [
         f"deployment {name} was changed during the release by another hand: generation {generation}, after the "
         f"{applied['generation']} this release applied; its image is now {image} (this release applied "

@@ -11,7 +11,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
-from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import ClusterApi
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import ClusterApi, image_of
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_health import (
     Verdict,
     assess,
@@ -149,9 +149,8 @@ class RolloutWatcher:
         """What this run wrote to the Deployment (the object the API server returned): from now on a later
         generation, or no Deployment at all, is another hand's change and fails the verdict - never a success
         read off someone else's rollout."""
-        containers = ((applied or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])
-        self.applied = {"name": self.name, "generation": (applied or {}).get("metadata", {}).get("generation"),
-                        "image": containers[0].get("image")} if applied else None
+        self.applied = {"name": self.name, "generation": applied["metadata"].get("generation"),
+                        "image": image_of(applied)} if applied else None
 
     def changed(self) -> Verdict | None:
         """The failed verdict of another hand's change to the Deployment since expect(), read now; else None."""
