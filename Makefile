@@ -234,8 +234,10 @@ molecule: check-role up ## Molecule scenario of every role, or of ROLE=<name> (c
 	[ $$failed -eq 0 ] && [ $$passed -gt 0 ]
 
 .PHONY: test
-test: lint up node-image ## The whole test suite: lint, unit + integration tests (app image included), Molecule
-	@pytest tests --durations=30
+# pytest runs in two lanes side by side (tools/run_suite.py): the tests on the local cluster, and beside them the
+# unit tests and the modules that never touch it; then those that must run alone. ops-toolchain first: both use it.
+test: lint up node-image ops-toolchain ## The whole test suite: lint, unit + integration tests (app image included), Molecule
+	@$(VENV)/bin/python tools/run_suite.py
 	@$(MAKE) --no-print-directory molecule
 
 .PHONY: bench

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, STATE, run
+from helpers import REPO, STATE, load_plugin, run
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 
@@ -124,9 +124,17 @@ def how_exercised(target: str) -> str | None:
         if f'"{script}"' in TESTS_TEXT:
             return f"tests run {script}"
     for path in re.findall(r"pytest (tests/\S+)", recipe):
-        if re.search(r"pytest tests(?:\s|$)", TARGETS["test"][1], flags=re.M):
-            return f"`make test` runs {path} with the rest of tests/"
+        if "tools/run_suite.py" in TARGETS["test"][1] and _suite_covers(path.rstrip("/")):
+            return f"`make test` runs {path} (tools/run_suite.py, with the rest of tests/)"
     return None
+
+
+def _suite_covers(path: str) -> bool:
+    """Whether the lanes of tools/run_suite.py (what `make test` runs) hold every test module under path."""
+    lanes = load_plugin("tools/run_suite.py", "run_suite").lanes()
+    run = {p for paths in lanes.values() for p in paths}
+    modules = {str(m.relative_to(REPO)) for m in (REPO / path).rglob("test_*.py")}
+    return bool(modules) and all(m in run or any(m.startswith(f"{p}/") for p in run) for m in modules)
 
 
 def _run_steps(workflow: Path):
