@@ -157,6 +157,14 @@ rollback: check-env $(OPS_TOOLCHAIN) ## Roll Colors back in ENV: the previous re
 	  $(if $(TO_VERSION),-e app_release_rollback_to_version=$(TO_VERSION)) \
 	  $(if $(TO_REVISION),-e app_release_rollback_to_revision=$(TO_REVISION))
 
+.PHONY: freeze unfreeze
+freeze: check-env $(OPS_TOOLCHAIN) ## Freeze releases to ENV (REASON='...' required, UNTIL=<ISO time> optional); rollbacks still go
+	@COLORS_FREEZE_REASON="$(REASON)" COLORS_FREEZE_UNTIL="$(UNTIL)" \
+	  $(OPS_PLAYBOOK) freeze.yml -i inventories/$(ENV) -e app_release_freeze_state=frozen
+
+unfreeze: check-env $(OPS_TOOLCHAIN) ## Lift the deploy freeze of ENV
+	@$(OPS_PLAYBOOK) freeze.yml -i inventories/$(ENV) -e app_release_freeze_state=lifted
+
 .PHONY: rotate-secrets
 rotate-secrets: check-env $(OPS_TOOLCHAIN) ## Rotate the application keys of ENV, roll them out, restore on failure
 	@$(OPS_PLAYBOOK) rotate-secrets.yml -i inventories/$(ENV)

@@ -17,3 +17,30 @@ attributes:
   platform:
     platforms: posix
 """
+
+    # extends_documentation_fragment: colors.deploy.common.lock - the modules that change what serves.
+    LOCK = r"""
+options:
+  lock:
+    description:
+      - The release lock this run took (M(colors.deploy.colors_release_lock)), held for the run while it goes on -
+        renewed at a third of I(lock.duration) while it waits, and before each change it makes, which goes ahead
+        only while the Lease still names I(lock.holder).
+      - A run whose lock was taken from it (a person pre-empted it, or it stalled past the lease and another run
+        took over) changes nothing more, records nothing, and fails naming the lock's new holder.
+      - Not given, or in check mode - no lock is held for the run.
+    type: dict
+    suboptions:
+      holder:
+        description: The holder identity the lock was taken with.
+        type: str
+        required: true
+      name:
+        description: The Lease the lock was taken as (M(colors.deploy.colors_release_lock)'s I(name)).
+        type: str
+        default: colors-release
+      duration:
+        description: Seconds the Lease stays valid after each renewal (as it was taken with).
+        type: int
+        default: 60
+"""

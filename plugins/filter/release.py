@@ -1,7 +1,9 @@
-"""Filters of the release engine: canary steps, durations, dashboard URL (docs: <filter name>.yml beside this file)."""
+"""Filters of the release engine: canary steps, durations, dashboard URL, deploy freezes (docs: <filter name>.yml beside
+this file)."""
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 from typing import Any
@@ -89,10 +91,48 @@ def dashboard_url(service: Any, pods: Any = (), public_url: Any = "") -> dict[st
     return {"url": "", "how": f"a {spec.get('type', 'ClusterIP')} Service, reached inside the cluster at {in_cluster}"}
 
 
+def _instant(value: Any, what: str) -> datetime.datetime:
+    try:
+        moment = datetime.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise AnsibleFilterError(f"release_freeze: {what} {value!r} is not a date and time such as "
+                                 f"2026-12-24T00:00:00Z (ISO 8601, UTC)") from None
+    if moment.tzinfo is None:
+        raise AnsibleFilterError(f"release_freeze: {what} {value!r} has no time zone: end it with Z (UTC)")
+    return moment
+
+
+def release_freeze(declared: Any, windows: Any = (), now: Any = None) -> dict[str, str] | None:
+    """The freeze that stops a release now, or None: the one declared in the cluster (the freeze ConfigMap's data:
+    reason, by, since, until - until empty: until lifted) or the first inventory change window now open."""
+    at = _instant(now, "now") if now else datetime.datetime.now(datetime.UTC)
+    if declared:
+        if not isinstance(declared, dict) or not str(declared.get("reason") or "").strip():
+            raise AnsibleFilterError(f"release_freeze: the declared freeze {declared!r} has no reason")
+        until = str(declared.get("until") or "").strip()
+        if not until or _instant(until, "the freeze's until") > at:
+            return {"source": "declared", "reason": str(declared["reason"]), "by": str(declared.get("by") or "?"),
+                    "since": str(declared.get("since") or "?"), "until": until}
+    if not isinstance(windows, (list, tuple)):
+        raise AnsibleFilterError(f"release_freeze: windows {windows!r} is not a list of {{start, end, reason}}")
+    for window in windows:
+        missing = {"start", "end", "reason"} - set(window if isinstance(window, dict) else ())
+        if missing:
+            raise AnsibleFilterError(f"release_freeze: change window {window!r} lacks {', '.join(sorted(missing))}")
+        start, end = _instant(window["start"], "window start"), _instant(window["end"], "window end")
+        if end <= start:
+            raise AnsibleFilterError(f"release_freeze: change window {window!r} ends before it starts")
+        if start <= at < end:
+            return {"source": "window", "reason": str(window["reason"]), "by": "the inventory",
+                    "since": str(window["start"]), "until": str(window["end"])}
+    return None
+
+
 class FilterModule:
     def filters(self):
         return {
             "canary_steps": canary_steps,
             "duration_seconds": duration_seconds,
             "dashboard_url": dashboard_url,
+            "release_freeze": release_freeze,
         }

@@ -24,7 +24,15 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_release_healt
     CHANGED_DURING_RELEASE,
     revision_of,
 )
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_lock import LockLost
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_watch import RolloutWatcher
+
+
+def ledger_notes(holder: str | None, freeze_override: str | None = None) -> dict[str, str]:
+    """The ledger fields naming the release lock's holder this run broke to run, if it broke one, and why it went
+    out during a deploy freeze, if it did."""
+    return {**({"pre_empted": holder} if holder else {}),
+            **({"freeze_override": freeze_override} if freeze_override else {})}
 
 
 class RollingRelease:
@@ -66,7 +74,8 @@ class RollingRelease:
                 return result
 
         entry = ledger_entry(self.p["actor"], result["image"], "rolling", result["previous_image"],
-                             self.p["version"], previous_version=self.p.get("previous_version"))
+                             self.p["version"], previous_version=self.p.get("previous_version"),
+                             **ledger_notes(self.p.get("pre_empts"), self.p.get("freeze_override")))
         self.watcher.report(f"rolling {self.name} to {result['image']} (revision of {self.p['version']})")
         verdict = self.watcher.judge(routed=bool(self.p.get("service")))
         if verdict.state == "healthy":  # healthy as judged, and still what this run applied when it says so
@@ -86,7 +95,11 @@ class RollingRelease:
         entry.update(verdict="failed", gate=verdict.gate, evidence=verdict.evidence)
         if verdict.gate == CHANGED_DURING_RELEASE:  # another hand owns the Deployment now: neither fight nor claim it
             entry.update(verdict="aborted", finished=utcnow())
-            self._record(entry, record)
+            try:
+                self._record(entry, record)
+            except LockLost as lost:  # that hand took the lock from this run (a rollback pre-empting it)
+                raise ReleaseFailed(f"{failure} This release stopped: it restored nothing and recorded nothing. "
+                                    f"{lost}", result) from lost
             raise ReleaseFailed(f"{failure} This release stopped: it restored nothing and recorded no success.",
                                 {**result, "ledger_entry": entry})
         if not self.p["auto_rollback"] or previous_rs is None:
@@ -144,7 +157,7 @@ def history(replicasets: list[dict]) -> list[dict[str, Any]]:
 
 
 def manual_rollback(engine: RollingRelease, to_revision: int | None, to_version: str | None,
-                    actor: str, check_mode: bool = False) -> dict[str, Any]:
+                    actor: str, check_mode: bool = False, pre_empts: str | None = None) -> dict[str, Any]:
     """Restore the previous revision, or the recorded one chosen by revision or version, and wait."""
     deployment = engine.api.get_deployment(engine.namespace, engine.name)
     if deployment is None:
@@ -177,7 +190,7 @@ def manual_rollback(engine: RollingRelease, to_revision: int | None, to_version:
         return {**result, "changed": False, "verdict": {"state": "unchanged"}}
     if check_mode:
         return {**result, "changed": True, "verdict": {"state": "would-roll-back"}}
-    entry = ledger_entry(actor, image_of(target), "manual-rollback", image_of(deployment))
+    entry = ledger_entry(actor, image_of(target), "manual-rollback", image_of(deployment), **ledger_notes(pre_empts))
     restored = engine.restore(target)
     entry.update(finished=utcnow(), verdict="succeeded" if restored["state"] == "healthy" else "failed",
                  revision=restored["revision"], evidence=restored["evidence"])
@@ -254,7 +267,8 @@ class BlueGreenRelease:
             return {**result, "changed": True, "verdict": {"state": "would-release"}}
 
         entry = ledger_entry(self.p["actor"], result["image"], "blue_green", result.get("previous_image"),
-                             self.p["version"], color=target, previous_color=active)
+                             self.p["version"], color=target, previous_color=active,
+                             **ledger_notes(self.p.get("pre_empts"), self.p.get("freeze_override")))
         body = colored(self.p["deployment"], target)
         self.api.apply("Deployment", body)  # full size again, also when an earlier failure scaled it to zero
         watcher = self.watcher(target)
@@ -279,7 +293,7 @@ class BlueGreenRelease:
         self.api.record(self.namespace, self.name, entry)
         return {**result, "changed": True, "active_color": target, "previous_color": active, "ledger_entry": entry}
 
-    def switch_back(self, actor: str, check_mode: bool = False) -> dict[str, Any]:
+    def switch_back(self, actor: str, check_mode: bool = False, pre_empts: str | None = None) -> dict[str, Any]:
         """Route the Service back to the other colour, if that colour is there and healthy."""
         active = self.active_color()
         if active is None:
@@ -301,7 +315,7 @@ class BlueGreenRelease:
         result["switch_seconds"] = round(self.clock() - start, 3)
         self.api.record(self.namespace, self.name, ledger_entry(
             actor, result["target_image"], "manual-rollback", result["from_image"], finished=utcnow(),
-            verdict="succeeded", color=other, previous_color=active))
+            verdict="succeeded", color=other, previous_color=active, **ledger_notes(pre_empts)))
         return {**result, "verdict": {"state": "healthy"}}
 
 
@@ -344,7 +358,8 @@ class CanaryRelease:
             return {**result, "changed": False, "verdict": {"state": "healthy"}}
         if check_mode:
             return {**result, "changed": True, "verdict": {"state": "would-release"}}
-        entry = ledger_entry(self.p["actor"], result["image"], "canary", result["previous_image"], self.p["version"])
+        entry = ledger_entry(self.p["actor"], result["image"], "canary", result["previous_image"], self.p["version"],
+                             **ledger_notes(self.p.get("pre_empts"), self.p.get("freeze_override")))
         for step in self.p["canary_steps"]:
             if step["percent"] >= 100:
                 break

@@ -3,11 +3,17 @@
 The lock expires when its holder stops renewing it (a deploy that died), so a crashed run never blocks the
 next one for longer than the lease duration. Writes use the Lease's resourceVersion, so two deploys that
 race for a free or expired lock cannot both win.
+
+While the release engine runs, a Fence holds the lock for it: it renews the Lease at a third of its duration from
+the engine's waits, and once more before each write the engine makes (FencedApi), which goes ahead only while the
+Lease still names this run. A run whose lock was taken from it (a person pre-empted it, or it stalled past the
+lease and another run took over) writes nothing more: LockLost.
 """
 
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +25,10 @@ MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 class LockHeld(OperatorError):
     """Another holder has the lock and it has not expired."""
+
+
+class LockLost(OperatorError):
+    """This run held the release lock and no longer does: it must write nothing more."""
 
 
 def _utcnow() -> datetime.datetime:
@@ -114,16 +124,109 @@ class ReleaseLock:
         return {"changed": True, "holder": holder, "previous_holder": previous, "renewed": renewing,
                 "expired_holder_taken_over": bool(previous), "lease": spec}
 
+    def renew(self, holder: str, duration: int, attempts: int = 3) -> LockState:
+        """Renew the lock this holder has (keeping its acquire time); LockLost when the Lease is gone or names
+        another holder - taken over, or broken by a person - and never re-creates it."""
+        for _ in range(attempts):
+            state = self.read()
+            if state is None or state.holder != holder:
+                raise LockLost(
+                    f"This run ({holder}) lost the release lock: {self.describe(state)}. It wrote nothing after "
+                    f"that and stops here; what serves is now for the lock's holder to decide (the release ledger "
+                    f"and the Deployment say where it stands).")
+            now = self.clock()
+            spec = {"holderIdentity": holder, "leaseDurationSeconds": duration,
+                    "acquireTime": _format_time(state.acquired or now), "renewTime": _format_time(now)}
+            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": self.name, "namespace": self.namespace,
+                                 "resourceVersion": state.resource_version}, "spec": spec}
+            try:
+                self.api.replace(self.namespace, self.name, body)
+            except Exception as exc:  # a write between our read and replace: read again, who holds it now?
+                if getattr(exc, "status", None) != 409:
+                    raise
+                continue
+            return LockState(holder, _parse_time(spec["renewTime"]), duration, state.acquired, None)
+        raise LockLost(f"This run ({holder}) could not renew the release lock {self.namespace}/{self.name}: it "
+                       f"changed under each of {attempts} attempts. It stops here and writes nothing more.")
+
     def release(self, holder: str, force: bool = False, check_mode: bool = False) -> dict[str, Any]:
+        """Give the lock back. A lock another holder has now (it took over, or pre-empted this run) is left to it:
+        there is nothing of this run's to give back; force breaks it all the same."""
         state = self.read()
         if state is None or not state.holder:
             return {"changed": False, "holder": None, "previous_holder": None}
         now = self.clock()
         if state.holder != holder and not force and state.held_by_other(holder, now):
-            raise LockHeld(f"Not releasing: {self.describe(state)}, not by {holder}.")
+            return {"changed": False, "holder": state.holder, "previous_holder": None,
+                    "msg": f"Not releasing: {self.describe(state)}, not by {holder}."}
         if not check_mode:
             self.api.delete(self.namespace, self.name, state.resource_version)
         return {"changed": True, "holder": None, "previous_holder": state.holder}
+
+
+# The engine's calls that change the cluster; FencedApi lets each through only while this run holds the lock.
+WRITES = frozenset({"apply", "scale", "replace_template", "record"})
+
+
+class Fence:
+    """The release lock held for the release engine while it runs.
+
+    sleep() is the engine's wait: it sleeps, then renews the lock when a third of its duration has passed since the
+    last renewal. A renewal that fails for want of the API server is tried again at the next wait while the lease
+    still has a third of its duration left; past that, or when the Lease names another holder, LockLost. hold()
+    renews at once and must succeed: FencedApi calls it before each write, so a run that lost the lock writes nothing
+    more. (A forced pre-emption landing between that renewal and its write - milliseconds - lets that one write
+    through; the pre-empting run's own changed-during-release check then stops this one.)"""
+
+    def __init__(self, lock: ReleaseLock, holder: str, duration: int, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.lock, self.holder, self.duration = lock, holder, duration
+        self.clock, self._sleep = clock, sleep
+        self.every = max(duration / 3, 1.0)
+        self.renewed_at: float | None = None
+        self.renewals = 0
+
+    def hold(self) -> None:
+        self.lock.renew(self.holder, self.duration)
+        self.renewed_at = self.clock()
+        self.renewals += 1
+
+    def sleep(self, seconds: float) -> None:
+        self._sleep(seconds)
+        if self.renewed_at is not None and self.clock() - self.renewed_at < self.every:
+            return
+        try:
+            self.hold()
+        except LockLost:
+            raise
+        except Exception as exc:  # the API server away for a moment: try again at the next wait, while it can
+            since = self.clock() - (self.renewed_at or 0)
+            if self.renewed_at is None or since > self.duration - self.every:
+                raise LockLost(f"This run ({self.holder}) could not renew the release lock "
+                               f"{self.lock.namespace}/{self.lock.name} for {since:.0f}s "
+                               f"of its {self.duration}s ({exc.__class__.__name__}: {exc}). It stops here and writes "
+                               f"nothing more.") from exc
+
+    def guard(self, api):
+        return FencedApi(api, self)
+
+
+class FencedApi:
+    """The engine's cluster calls (ClusterApi or a double of it), each write made only after hold() succeeded."""
+
+    def __init__(self, api, fence: Fence):
+        self._api, self._fence = api, fence
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._api, name)
+        if name not in WRITES:
+            return attribute
+
+        def fenced(*args, **kwargs):
+            self._fence.hold()
+            return attribute(*args, **kwargs)
+        return fenced
 
 
 class LeaseApi:
@@ -156,3 +259,18 @@ class LeaseApi:
 
         options = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=resource_version))
         self._api.delete_namespaced_lease(name, namespace, body=options)
+
+
+LOCK_ARG_SPEC = dict(type="dict", options=dict(holder=dict(type="str", required=True),
+                                               name=dict(type="str", default="colors-release"),
+                                               duration=dict(type="int", default=60)))
+
+
+def held_for_engine(api, api_client, namespace: str, lock: dict | None, check_mode: bool):
+    """(api, sleep) for the release engine: fenced by the release lock the task names and holding it from the
+    start (LockLost at once if this run does not have it); unfenced without a lock or in check mode."""
+    if not lock or check_mode:
+        return api, time.sleep
+    fence = Fence(ReleaseLock(LeaseApi(api_client), namespace, lock["name"]), lock["holder"], lock["duration"])
+    fence.hold()
+    return fence.guard(api), fence.sleep

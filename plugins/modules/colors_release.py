@@ -72,6 +72,12 @@ options:
     description: Restore the previous revision when a gate fails (rolling; blue_green never routes a failed release).
     type: bool
     default: true
+  pre_empts:
+    description: Holder of the release lock this run broke to run (recorded in the ledger as C(pre_empted)).
+    type: str
+  freeze_override:
+    description: Why this release goes out during a deploy freeze (recorded in the ledger as C(freeze_override)).
+    type: str
   poll_interval:
     description: Seconds between two looks at the gates.
     type: float
@@ -120,6 +126,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
   - colors.deploy.common
+  - colors.deploy.common.lock
 attributes:
   check_mode:
     support: full
@@ -192,6 +199,10 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_release_engin
     CanaryRelease,
     RollingRelease,
 )
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_lock import (  # noqa: E402
+    LOCK_ARG_SPEC,
+    held_for_engine,
+)
 
 
 def argument_spec() -> dict:
@@ -202,6 +213,9 @@ def argument_spec() -> dict:
         version=dict(type="str", required=True),
         previous_version=dict(type="str"),
         actor=dict(type="str", required=True),
+        lock=LOCK_ARG_SPEC,
+        pre_empts=dict(type="str"),
+        freeze_override=dict(type="str"),
         strategy=dict(type="str", choices=["rolling", "blue_green", "canary"], default="rolling"),
         canary_steps=dict(type="list", elements="dict", default=[]),
         canary_pause=dict(type="float", default=0),
@@ -259,8 +273,9 @@ def main() -> None:
             params["strategy"]]
         with progress_writer(None if module.check_mode else params.get("progress_file")) as progress:
             params["_progress"] = progress
-            return strategy(ClusterApi(client.client, dry_run=module.check_mode), params).run(
-                check_mode=module.check_mode)
+            api, sleep = held_for_engine(ClusterApi(client.client, dry_run=module.check_mode), client.client.client,
+                                         params["namespace"], params.get("lock"), module.check_mode)
+            return strategy(api, params, sleep=sleep).run(check_mode=module.check_mode)
 
     run_module(argument_spec(), body, "Release")
 

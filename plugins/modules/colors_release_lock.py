@@ -30,14 +30,20 @@ options:
     type: str
     required: true
   state:
-    description: C(acquired) takes or renews the lock; C(released) gives it back.
+    description:
+      - C(acquired) takes or renews the lock; C(released) gives it back.
+      - A lock that another holder has now (it took over an expired lease, or pre-empted this run) is left to it
+        by C(released) - there is nothing of this holder's to give back - unless I(force).
     type: str
     choices: [acquired, released]
     default: acquired
   duration:
-    description: Seconds the lock stays valid after each renewal; a dead holder blocks others at most this long.
+    description:
+      - Seconds the lock stays valid after each renewal; a dead holder blocks others at most this long.
+      - The release engine renews it while it runs (the I(lock) option of M(colors.deploy.colors_release) and
+        M(colors.deploy.colors_rollback)), so a release may last longer than this.
     type: int
-    default: 900
+    default: 60
   force:
     description: With I(state=released), release a lock held by someone else (only when that run is known dead).
     type: bool
@@ -104,7 +110,7 @@ def argument_spec() -> dict:
         name=dict(type="str", default="colors-release"),
         holder=dict(type="str", required=True),
         state=dict(type="str", choices=["acquired", "released"], default="acquired"),
-        duration=dict(type="int", default=900),
+        duration=dict(type="int", default=60),
         force=dict(type="bool", default=False),
     )
 

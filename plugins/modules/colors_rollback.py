@@ -47,6 +47,10 @@ options:
     description: Who rolls back (recorded in the ledger).
     type: str
     required: true
+  pre_empts:
+    description: Holder of the release lock this rollback broke to run - a release it pre-empts (recorded in the
+      ledger as C(pre_empted)).
+    type: str
   poll_interval:
     description: Seconds between two looks at the health gates.
     type: float
@@ -55,6 +59,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
   - colors.deploy.common
+  - colors.deploy.common.lock
 attributes:
   check_mode:
     support: full
@@ -116,6 +121,10 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_release_engin
     RollingRelease,
     manual_rollback,
 )
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_lock import (  # noqa: E402
+    LOCK_ARG_SPEC,
+    held_for_engine,
+)
 
 
 def argument_spec() -> dict:
@@ -128,6 +137,8 @@ def argument_spec() -> dict:
         to_revision=dict(type="int"),
         to_version=dict(type="str"),
         actor=dict(type="str", required=True),
+        lock=LOCK_ARG_SPEC,
+        pre_empts=dict(type="str"),
         poll_interval=dict(type="float", default=0.25),
     )
 
@@ -142,12 +153,14 @@ def engine_params(params: dict) -> dict:
 def main() -> None:
     def body(module, client):
         params = module.params
-        api = ClusterApi(client.client, dry_run=module.check_mode)
+        api, sleep = held_for_engine(ClusterApi(client.client, dry_run=module.check_mode), client.client.client,
+                                     params["namespace"], params.get("lock"), module.check_mode)
         if params["strategy"] == "blue_green":
-            bluegreen = BlueGreenRelease(api, {**engine_params(params), "service": params["service"]})
-            return bluegreen.switch_back(params["actor"], check_mode=module.check_mode)
-        return manual_rollback(RollingRelease(api, engine_params(params)), params["to_revision"],
-                               params["to_version"], params["actor"], check_mode=module.check_mode)
+            bluegreen = BlueGreenRelease(api, {**engine_params(params), "service": params["service"]}, sleep=sleep)
+            return bluegreen.switch_back(params["actor"], check_mode=module.check_mode, pre_empts=params["pre_empts"])
+        return manual_rollback(RollingRelease(api, engine_params(params), sleep=sleep), params["to_revision"],
+                               params["to_version"], params["actor"], check_mode=module.check_mode,
+                               pre_empts=params["pre_empts"])
 
     run_module(argument_spec(), body, "Rollback", mutually_exclusive=[("to_revision", "to_version")])
 

@@ -4,9 +4,9 @@ Releases run as the identity EKS maps the deploy role to (user = the assumed rol
 colors:deployers: a client certificate of the local PKI carries both). The local API server's audit log records
 every request of that group. This module runs each operation of the deploy path as the deployer - a rolling
 release, a canary, a failing release and its automatic rollback, rollback.yml, rotate-secrets.yml, verify.yml,
-release_report.yml, and blue-green releases with their switch back - then compares the (verb, resource,
-namespace) the log shows with what the deployer's Role and ClusterRole grant: a request refused fails, and so does
-a grant nothing used. The on-call identity is tried the same way, by hand.
+release_report.yml, a deploy freeze with the release it refuses, and blue-green releases with their switch back -
+then compares the (verb, resource, namespace) the log shows with what the deployer's Role and ClusterRole grant: a
+request refused fails, and so does a grant nothing used. The on-call identity is tried the same way, by hand.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ DEPLOY_PATH = [
     ("rotate-secrets.yml", "rotate-secrets.yml", _args(NS), True, None),
     ("verify.yml", "playbooks/verify.yml", _args(NS, "-e", "app_release_version=5.0.1"), True, None),
     ("release_report.yml", "release_report.yml", _args(NS), True, None),
+    ("deploy freeze", "freeze.yml", _args(NS, "-e", "app_release_freeze_reason=drill"), True, None),
+    ("release refused during the freeze", "deploy.yml", _args(NS, "-e", "app_release_version=5.3.0"), False, None),
+    ("freeze lifted", "freeze.yml", _args(NS, "-e", "app_release_freeze_state=lifted"), True, None),
     ("blue-green release", "deploy.yml", _args(BG, "-e", "app_release_strategy=blue_green",
                                                "-e", "app_release_version=6.0.0"), True, None),
     ("blue-green release to the idle colour", "deploy.yml",
@@ -200,6 +203,12 @@ def test_the_deployer_is_granted_exactly_what_the_deploy_path_uses(k8s, deploy_p
     needs = yaml.safe_load(needs_file.read_text())["_app_release_access_needs"]
     checked = {(n["group"], n["resource"], v) for n in needs for v in n["verbs"]} | {("", "namespaces", "get")}
     assert checked == granted, f"checked, not granted: {checked - granted}; granted, not checked: {granted - checked}"
+
+
+def test_a_release_refused_by_a_freeze_read_the_freeze_and_changed_nothing(deploy_path):
+    requests = [_key(e) for e in deploy_path["release refused during the freeze"]]
+    assert ("access", "", "configmaps", "get") in requests
+    assert [r for r in requests if r[3] not in ("get", "list", "watch")] == [], requests
 
 
 def test_a_missing_grant_stops_the_release_before_anything_changes_in_one_line(k8s, deploy_path):

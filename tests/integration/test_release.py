@@ -3,14 +3,23 @@ rollback reaches any recorded release, and every attempt lands in the release le
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import itertools
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from helpers import ON_SIMULATED_NODES, RELEASE_ONLY, REPO, ansible_playbook, recap, run, tool_env, wait_for
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 pytestmark = pytest.mark.platform
 NS = "colors"
@@ -26,6 +35,47 @@ def _ledger(k8s):
     core, _, _ = k8s
     items = core.list_namespaced_config_map(NS, label_selector="colors.io/release-ledger=colors").items
     return sorted((json.loads(cm.data["entry"]) for cm in items), key=lambda e: e["id"])
+
+
+def _now():
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _lease(k8s):
+    """The release lock's Lease spec, or None when nobody holds it."""
+    try:
+        return client.CoordinationV1Api(k8s[2]).read_namespaced_lease("colors-release", NS).spec
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _start_release(version, *extra):
+    """A release as staging runs it, in the background (its own process group: a test can kill all of it)."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "deploy.yml", *ARGS, *RELEASE_ONLY,
+         "-e", f"app_release_version={version}", *extra],
+        cwd=REPO, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _kill_tree(pid):
+    """SIGKILL a process and every process under it (Ansible runs a module in a session of its own: killing the
+    playbook's process group leaves the module running, and renewing its lock)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    for process in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process, signal.SIGKILL)
 
 
 def _deploy(version, *extra, **env):
@@ -114,13 +164,11 @@ def test_a_rollback_pre_empts_a_running_release_which_stops_without_claiming_it(
     release stops at its next look, naming what it found - no restore of its own, no success in the ledger."""
     _, apps, _ = k8s
     version, before = "2.3.0-drill-never-ready", _image(k8s)
-    since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    release = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "deploy.yml", *ARGS, *RELEASE_ONLY,
-         "-e", f"app_release_version={version}", "-e", "app_release_progress_deadline_seconds=120"],
-        cwd=REPO, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    since = _now()
+    release = _start_release(version, "-e", "app_release_progress_deadline_seconds=120")
     try:
         wait_for("the release to roll out its pods", lambda: _image(k8s) == f"localhost/colors:{version}", timeout=120)
+        holder = _lease(k8s).holder_identity
         generation = apps.read_namespaced_deployment("colors", NS).metadata.generation
         refused = ansible_playbook("rollback.yml", *ARGS)
         assert refused.returncode != 0
@@ -134,15 +182,113 @@ def test_a_rollback_pre_empts_a_running_release_which_stops_without_claiming_it(
         release.kill()
     said = " ".join(out.split())
     assert release.returncode != 0, said[-3000:]
-    assert f"Release {version} (localhost/colors:{version}) failed gate changed-during-release" in said
-    assert f"its image is now {before} (this release applied localhost/colors:{version})" in said
-    assert "restored nothing and recorded no success" in said and "is released" not in said
+    # Fenced out: it stops at its next look (the Deployment changed under it) or its next renewal, whichever
+    # comes first, naming the lock's new holder; it wrote nothing, not even a ledger entry.
+    assert f"This run ({holder}) lost the release lock" in said, said[-3000:]
+    if "failed gate changed-during-release" in said:
+        assert f"its image is now {before} (this release applied localhost/colors:{version})" in said
+        assert "restored nothing and recorded nothing" in said
+    assert "is released" not in said
     assert _image(k8s) == before
-    ledger = _ledger(k8s)
-    (attempt,) = [e for e in ledger if e.get("version") == version and e["started"] >= since]
-    assert attempt["verdict"] == "aborted" and attempt["gate"] == "changed-during-release"
-    restorations = [e for e in ledger if e["strategy"] == "manual-rollback" and e["started"] > attempt["started"]]
-    assert [(e["verdict"], e["image"]) for e in restorations] == [("succeeded", before)]
+    ledger = [e for e in _ledger(k8s) if e["started"] >= since]
+    assert [e for e in ledger if e.get("version") == version] == []
+    restorations = [e for e in ledger if e["strategy"] == "manual-rollback"]
+    assert [(e["verdict"], e["image"], e.get("pre_empted")) for e in restorations] == [("succeeded", before, holder)]
+
+
+def test_the_release_lock_is_renewed_while_its_holder_runs(k8s, good_release):
+    """A release that outlasts its lock's duration three times over keeps the lock: its engine renews it at a third
+    of the duration, so another run is refused all along; the lock is given back when the release ends."""
+    duration, version = 12, "2.5.0-drill-never-ready"
+    release = _start_release(version, "-e", f"app_release_lock_duration={duration}",
+                             "-e", "app_release_progress_deadline_seconds=40")
+    seen, done = [], threading.Event()
+
+    def watch() -> None:  # every renewal the API server shows, while the release runs
+        while not done.wait(0.5):
+            if (spec := _lease(k8s)) and (not seen or seen[-1].renew_time != spec.renew_time):
+                seen.append(spec)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    try:
+        first = wait_for("the release to take the lock", lambda: _lease(k8s), timeout=60)
+        watcher.start()
+        wait_for("the release to hold the lock past twice its duration", lambda: (
+            (spec := _lease(k8s)) and (spec.renew_time - spec.acquire_time).total_seconds() > 2 * duration), timeout=60)
+        refused = _deploy("2.1.0")
+        out, _ = release.communicate(timeout=120)
+    finally:
+        done.set()
+        release.kill()
+    watcher.join(timeout=5)
+    assert refused.returncode != 0 and "Another release is running" in " ".join(refused.stdout.split())
+    assert release.returncode != 0 and f"Restored localhost/colors:{good_release}" in " ".join(out.split())
+    assert {s.holder_identity for s in seen} == {first.holder_identity}
+    assert {s.acquire_time for s in seen} == {first.acquire_time}
+    times = [first.acquire_time] + [s.renew_time for s in seen]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    held = (times[-1] - times[0]).total_seconds()
+    print(f"lock held {held:.0f}s on a {duration}s lease: {len(seen)} renewals seen, longest gap {max(gaps):.1f}s")
+    assert held > 3 * duration and max(gaps) <= duration / 3 + 2
+    assert _lease(k8s) is None  # given back
+
+
+def test_a_dead_holders_lock_frees_within_a_minute(k8s, good_release):
+    """A release killed mid-rollout (its job cancelled, its runner gone) stops renewing: with the default duration,
+    the lock frees within a minute of its last renewal, and the next run takes it over and converges."""
+    version = "2.5.1-drill-never-ready"
+    release = _start_release(version, "-e", "app_release_progress_deadline_seconds=300")
+    try:
+        wait_for("the release to roll out its pods", lambda: _image(k8s) == f"localhost/colors:{version}", timeout=120)
+    finally:
+        _kill_tree(release.pid)  # the run dies: ansible-playbook, its workers and the module's process
+        release.wait()
+    killed = datetime.datetime.now(datetime.UTC)
+    spec = _lease(k8s)
+    assert spec.lease_duration_seconds == 60  # the role's default
+    expires = spec.renew_time + datetime.timedelta(seconds=spec.lease_duration_seconds)
+    refused = _deploy("2.1.0")
+    assert refused.returncode != 0 and "Another release is running" in " ".join(refused.stdout.split())
+    wait_for("the dead run's lock to expire", lambda: datetime.datetime.now(datetime.UTC) > expires, timeout=75)
+    taken = _deploy("2.1.0")
+    assert taken.returncode == 0, taken.stdout[-3000:]
+    print(f"a dead holder's lock freed {(expires - killed).total_seconds():.0f}s after the kill "
+          f"({spec.lease_duration_seconds}s lease, renewed {(killed - spec.renew_time).total_seconds():.0f}s before)")
+    assert (expires - killed).total_seconds() <= 60
+    assert _image(k8s) == "localhost/colors:2.1.0"
+
+
+def test_a_release_that_lost_the_lock_writes_nothing_more(k8s, good_release):
+    """Fencing: the lock is taken from a running release without touching its Deployment (a run that took over a
+    lease it let lapse, a person at the Lease). At its next renewal the release stops naming the new holder, and
+    writes nothing after that: no rollback of its own, no ledger entry."""
+    _, apps, api = k8s
+    version, since = "2.5.2-drill-never-ready", _now()
+    release = _start_release(version, "-e", "app_release_lock_duration=15",
+                             "-e", "app_release_progress_deadline_seconds=60")
+    try:
+        wait_for("the release to roll out its pods", lambda: _image(k8s) == f"localhost/colors:{version}", timeout=120)
+        lease = client.CoordinationV1Api(api).read_namespaced_lease("colors-release", NS)
+        holder = lease.spec.holder_identity
+        lease.spec.holder_identity = "oncall@laptop/run-1"
+        client.CoordinationV1Api(api).replace_namespaced_lease("colors-release", NS, lease)
+        taken = time.monotonic()
+        generation = apps.read_namespaced_deployment("colors", NS).metadata.generation
+        out, _ = release.communicate(timeout=60)
+        stopped = time.monotonic() - taken
+    finally:
+        release.kill()
+    said = " ".join(out.split())
+    assert release.returncode != 0
+    assert f"This run ({holder}) lost the release lock" in said and "held by oncall@laptop/run-1" in said, said[-3000:]
+    assert "Restored" not in said and "is released" not in said
+    print(f"the fenced release stopped {stopped:.1f}s after its lock was taken (renewal every 5s)")
+    deployment = apps.read_namespaced_deployment("colors", NS)
+    assert deployment.metadata.generation == generation and _image(k8s) == f"localhost/colors:{version}"
+    assert [e for e in _ledger(k8s) if e["started"] >= since] == []
+    assert _lease(k8s).holder_identity == "oncall@laptop/run-1"  # its unlock left the lock to its holder
+    client.CoordinationV1Api(api).delete_namespaced_lease("colors-release", NS)
+    assert _deploy("2.1.0").returncode == 0 and _image(k8s) == "localhost/colors:2.1.0"
 
 
 def test_an_interrupted_release_converges_when_run_again(k8s, good_release):
@@ -205,3 +351,44 @@ def test_a_failing_http_smoke_check_rolls_the_release_back(k8s, good_release, sm
     passed = _deploy("2.5.0", "-e", f"app_release_smoke_url={url}")
     assert passed.returncode == 0, passed.stdout[-3000:]
     assert _image(k8s) == "localhost/colors:2.5.0"
+
+
+def test_a_deploy_freeze_refuses_releases_and_lets_rollbacks_through(k8s, good_release):
+    """`make freeze` ("stop the line"): every release is refused before anything changes, naming the freeze; a
+    rollback goes through; a release that must go out anyway says why, and the ledger keeps it; an inventory change
+    window refuses the same way; `make unfreeze` lifts it."""
+    _, apps, _ = k8s
+    reason = "INC-42: error budget burnt, don't ship"  # quoting survives the make target
+    missing = run(["make", "--no-print-directory", "freeze"], ENV="local", REASON="")
+    assert missing.returncode != 0 and "allowed - frozen with a reason" in " ".join(missing.stdout.split())
+    assert _deploy("2.1.1").returncode == 0  # a release after good_release's, for the rollback to leave
+    frozen = run(["make", "--no-print-directory", "freeze"], ENV="local", REASON=reason, UNTIL="")
+    assert frozen.returncode == 0, frozen.stdout[-3000:]
+    try:
+        since, before = _now(), apps.read_namespaced_deployment("colors", NS)
+        refused = _deploy("2.6.0")
+        said = " ".join(refused.stdout.split())
+        assert refused.returncode != 0
+        assert re.search(r"Releases to local are frozen \(declared by \S+, since 20\d\d-", said), said[-3000:]
+        assert f"until it is lifted): {reason}. Nothing was changed. Allowed during a freeze: rollback.yml" in said
+        assert "release anyway with -e" in said and "app_release_freeze_override=" in said
+        after = apps.read_namespaced_deployment("colors", NS)
+        assert after.metadata.generation == before.metadata.generation and _lease(k8s) is None
+        assert [e for e in _ledger(k8s) if e["started"] >= since] == []
+        rolled = ansible_playbook("rollback.yml", *ARGS)
+        assert rolled.returncode == 0, rolled.stdout[-3000:]
+        assert _image(k8s) == "localhost/colors:2.1.0"
+        hotfix = _deploy("2.1.2", "-e", "app_release_freeze_override='INC-42 fix'")  # as the refusal says
+        assert hotfix.returncode == 0, hotfix.stdout[-3000:]
+        assert _image(k8s) == "localhost/colors:2.1.2"
+        assert _ledger(k8s)[-1]["freeze_override"] == "INC-42 fix"
+    finally:
+        lifted = run(["make", "--no-print-directory", "unfreeze"], ENV="local")
+        assert lifted.returncode == 0, lifted.stdout[-3000:]
+    now = datetime.datetime.now(datetime.UTC)
+    window = {"start": (now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "end": (now + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), "reason": "year-end freeze"}
+    windowed = _deploy("2.6.0", "-e", json.dumps({"app_release_freeze_windows": [window]}))
+    assert windowed.returncode != 0
+    assert "are frozen (change window of the inventory" in " ".join(windowed.stdout.split())
+    assert _deploy("2.1.0").returncode == 0  # lifted: releases go out again

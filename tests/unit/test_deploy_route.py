@@ -14,7 +14,8 @@ from helpers import REPO
 
 WORKFLOWS = REPO / ".github" / "workflows"
 # The make targets that talk to an environment's cluster (each needs a route to its private API endpoint).
-CLUSTER_TARGETS = ("make deploy", "make rollback", "make rotate-secrets", "make kubeconfig", "make monitoring")
+CLUSTER_TARGETS = ("make deploy", "make rollback", "make rotate-secrets", "make kubeconfig", "make monitoring",
+                   "make freeze", "make unfreeze")
 
 
 def _jobs():
@@ -50,7 +51,7 @@ def test_terraform_gives_the_runners_their_label_and_a_way_into_the_api():
 
 
 def test_there_are_cluster_jobs_in_every_deploying_workflow():
-    assert {wf for wf, _, _ in CLUSTER_JOBS} == {"deploy.yml", "rollback.yml", "rotate-secrets.yml"}
+    assert {wf for wf, _, _ in CLUSTER_JOBS} == {"deploy.yml", "rollback.yml", "rotate-secrets.yml", "freeze.yml"}
 
 
 @pytest.mark.parametrize(("workflow", "name", "job"), CLUSTER_JOBS, ids=[f"{w}:{n}" for w, n, _ in CLUSTER_JOBS])

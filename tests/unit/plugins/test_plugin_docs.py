@@ -94,7 +94,12 @@ def test_module_argument_spec_matches_its_documentation(path):
 
     module = load_plugin(f"plugins/modules/{path.name}")
     spec = module.argument_spec()
-    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    documented = dict(yaml.safe_load(module.DOCUMENTATION)["options"])
+    # Options shared through a fragment of this collection (colors.deploy.common.<name>: the LOCK attribute).
+    shared = load_plugin("plugins/doc_fragments/common.py").ModuleDocFragment
+    for fragment in yaml.safe_load(module.DOCUMENTATION).get("extends_documentation_fragment", []):
+        if fragment.startswith("colors.deploy.common."):
+            documented.update(yaml.safe_load(getattr(shared, fragment.rsplit(".", 1)[1].upper()))["options"])
     own = {k: v for k, v in spec.items() if k not in getattr(module, "AUTH_ARG_SPEC", {})}
     assert set(own) == set(documented), f"{path.name}: documented {sorted(documented)} vs spec {sorted(own)}"
     for name, option in own.items():

@@ -76,3 +76,36 @@ def test_dashboard_url_prefers_the_public_url_and_refuses_what_is_not_a_service(
     assert F["dashboard_url"](_svc(), [], "https://colors.example.com/")["url"] == "https://colors.example.com/"
     with pytest.raises(AnsibleFilterError, match="expected a Service"):
         F["dashboard_url"]({}, [])
+
+
+NOW = "2026-12-04T12:00:00Z"
+HOLIDAYS = {"start": "2026-12-24T00:00:00Z", "end": "2026-12-27T00:00:00Z", "reason": "holidays"}
+
+
+def test_a_declared_freeze_stops_releases_until_it_is_lifted_or_its_until_passes():
+    declared = {"reason": "INC-42: stop the line", "by": "oncall", "since": "2026-12-04T11:00:00Z", "until": ""}
+    assert F["release_freeze"](declared, [], NOW) == {
+        "source": "declared", "reason": "INC-42: stop the line", "by": "oncall", "since": "2026-12-04T11:00:00Z",
+        "until": ""}
+    assert F["release_freeze"]({**declared, "until": "2026-12-04T13:00:00Z"}, [], NOW)["until"]
+    assert F["release_freeze"]({**declared, "until": "2026-12-04T11:30:00Z"}, [], NOW) is None  # over
+    assert F["release_freeze"](None, [], NOW) is None
+
+
+def test_an_inventory_change_window_freezes_only_while_it_is_open():
+    assert F["release_freeze"](None, [HOLIDAYS], "2026-12-25T08:00:00Z")["reason"] == "holidays"
+    assert F["release_freeze"](None, [HOLIDAYS], "2026-12-27T00:00:00Z") is None  # the end is open
+    assert F["release_freeze"](None, [HOLIDAYS], NOW) is None
+
+
+@pytest.mark.parametrize(("declared", "windows", "quoted"), [
+    ({"reason": " "}, [], "has no reason"),
+    ({"reason": "x", "until": "tomorrow"}, [], "'tomorrow' is not a date and time"),
+    ({"reason": "x", "until": "2026-12-05T00:00:00"}, [], "has no time zone"),
+    (None, [{"start": "2026-12-24T00:00:00Z", "reason": "x"}], "lacks end"),
+    (None, [{**HOLIDAYS, "end": "2026-12-23T00:00:00Z"}], "ends before it starts"),
+    (None, "holidays", "is not a list"),
+])
+def test_release_freeze_refuses_bad_input_quoting_it(declared, windows, quoted):
+    with pytest.raises(AnsibleFilterError, match=quoted):
+        F["release_freeze"](declared, windows, NOW)

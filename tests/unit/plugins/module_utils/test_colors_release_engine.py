@@ -373,3 +373,64 @@ def test_a_service_that_keeps_routing_to_the_old_pods_fails_the_release_naming_t
         engine.RollingRelease(cluster, params, clock=clock, sleep=clock.sleep).run()
     assert "failed gate service-routing: service colors still routes to pods of the previous revision after 60s: " \
            f"{', '.join(old_pods)}" in str(err.value)
+
+
+def test_a_release_whose_lock_a_rollback_took_stops_writing_nothing_more_not_even_its_ledger_entry():
+    """Fencing: the engine's cluster calls go through the release lock's fence. Someone pre-empts the release -
+    breaks its lock, takes it, restores the previous release - and the release, at its next look, changes nothing
+    and records nothing: the lock's new holder decides what serves."""
+    lock_mod = load_plugin("plugins/module_utils/colors_release_lock.py")
+    leases = {}
+
+    class Leases:  # enough of the Lease API for ReleaseLock
+        def read(self, namespace, name):
+            return copy.deepcopy(leases.get(name))
+
+        def create(self, namespace, body):
+            leases[body["metadata"]["name"]] = {**copy.deepcopy(body), "metadata": {**body["metadata"],
+                                                                                   "resourceVersion": "1"}}
+
+        def replace(self, namespace, name, body):
+            self.create(namespace, body)
+
+        def delete(self, namespace, name, resource_version):
+            leases.pop(name)
+
+    lock = lock_mod.ReleaseLock(Leases(), "colors", "colors-release")
+    cluster = FakeCluster({"colors:1.1.0": "ContainerCreating"})
+    release(cluster, "colors:1.0.0")
+    previous = copy.deepcopy(cluster.deployment["spec"]["template"])
+    lock.acquire("ci/run-1", 60)
+    fence = lock_mod.Fence(lock, "ci/run-1", 60, sleep=lambda s: None)
+    generations = []
+
+    def pre_empt(c):
+        lock.release("oncall", force=True)
+        lock.acquire("oncall/run-2", 60)
+        generations.append(c.replace_template("colors", "colors", previous)["metadata"]["generation"])
+
+    calls = []
+
+    def sleep(seconds):
+        if not calls:
+            calls.append(pre_empt(cluster))
+
+    params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "ci/run-1",
+              "auto_rollback": True, "poll_interval": 0}
+    with pytest.raises(engine.ReleaseFailed) as err:
+        engine.RollingRelease(fence.guard(cluster), params, sleep=sleep).run()
+    message = str(err.value)
+    assert "failed gate changed-during-release" in message and "recorded nothing" in message
+    assert "lost the release lock: release lock colors/colors-release is held by oncall/run-2" in message
+    assert cluster.deployment["metadata"]["generation"] == generations[0]  # nothing written after the rollback's
+    assert [e["verdict"] for e in cluster.entries] == ["succeeded"]  # no entry of the fenced release
+
+
+def test_a_rollback_that_pre_empted_a_release_names_it_in_its_ledger_entry():
+    cluster = FakeCluster()
+    release(cluster, "colors:1.0.0")
+    release(cluster, "colors:1.1.0")
+    rolling = engine.RollingRelease(cluster, {"namespace": "colors", "deployment": manifest("colors:1.1.0"),
+                                              "poll_interval": 0, "auto_rollback": False}, sleep=lambda s: None)
+    engine.manual_rollback(rolling, None, None, "oncall", pre_empts="ci/run-1")
+    assert cluster.entries[-1]["strategy"] == "manual-rollback" and cluster.entries[-1]["pre_empted"] == "ci/run-1"

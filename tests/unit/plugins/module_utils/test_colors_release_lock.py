@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import re
 
 import pytest
 from helpers import load_plugin
@@ -140,9 +141,147 @@ def test_release_by_the_holder_frees_the_lock_and_is_idempotent(env):
     assert lock.acquire("bob@laptop", 600)["previous_holder"] is None
 
 
-def test_release_of_someone_elses_lock_needs_force(env):
-    _, _, lock = env
+def test_release_of_someone_elses_lock_leaves_it_unless_forced(env):
+    api, _, lock = env
     lock.acquire("alice@ci", 600)
-    with pytest.raises(lock_mod.LockHeld, match=r"Not releasing: .* held by alice@ci"):
-        lock.release("bob@laptop")
+    left = lock.release("bob@laptop")
+    assert left["changed"] is False and left["holder"] == "alice@ci"
+    assert re.search(r"Not releasing: .* held by alice@ci", left["msg"])
+    assert api.read("colors", "colors-release")["spec"]["holderIdentity"] == "alice@ci"
     assert lock.release("bob@laptop", force=True)["previous_holder"] == "alice@ci"
+
+
+# --- renewal and fencing: the lock held for the release engine while it runs ---------------------------------------
+
+class Monotonic:
+    """The fence's clock and sleep, advancing the Lease clock with them."""
+
+    def __init__(self, clock):
+        self.now, self.lease_clock = 0.0, clock
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+        self.lease_clock.advance(seconds)
+
+
+def _fence(env, duration=60):
+    _, clock, lock = env
+    lock.acquire("alice@ci/run-1", duration)
+    mono = Monotonic(clock)
+    return lock_mod.Fence(lock, "alice@ci/run-1", duration, clock=mono, sleep=mono.sleep), mono
+
+
+def test_renewal_keeps_the_acquire_time_and_moves_the_renew_time(env):
+    api, clock, lock = env
+    lock.acquire("alice@ci", 60)
+    acquired = api.read("colors", "colors-release")["spec"]["acquireTime"]
+    clock.advance(20)
+    lock.renew("alice@ci", 60)
+    spec = api.read("colors", "colors-release")["spec"]
+    assert spec["acquireTime"] == acquired and spec["renewTime"] == "2026-11-27T12:00:20.000000Z"
+
+
+def test_the_engines_waits_renew_at_a_third_of_the_duration_so_a_long_release_keeps_its_lock(env):
+    api, _, lock = env
+    fence, mono = _fence(env, duration=60)
+    fence.hold()
+    writes = api.writes
+    for _ in range(600):  # ten minutes of 1 s waits: ten times the lease duration
+        fence.sleep(1)
+        with pytest.raises(lock_mod.LockHeld):  # nobody else gets it meanwhile
+            lock.acquire("bob@laptop", 60)
+    assert 29 <= api.writes - writes <= 31  # one renewal per 20 s
+    assert mono.now == 600 and lock.read().holder == "alice@ci/run-1"
+
+
+def test_a_lock_taken_over_is_lost_and_never_taken_back(env):
+    api, clock, lock = env
+    fence, _ = _fence(env, duration=30)
+    fence.hold()
+    clock.advance(31)  # the run stalled past its lease (no waits: no renewal), and another run took over
+    lock.acquire("bob@laptop/run-2", 60)
+    with pytest.raises(lock_mod.LockLost, match=r"This run \(alice@ci/run-1\) lost the release lock: .* held by "
+                                                r"bob@laptop/run-2"):
+        fence.hold()
+    lock.release("bob@laptop/run-2")
+    with pytest.raises(lock_mod.LockLost, match="is free"):  # broken and given back: still lost, not re-created
+        fence.hold()
+    assert api.read("colors", "colors-release") is None
+
+
+def test_a_renewal_that_races_another_write_reads_again_before_deciding(env):
+    api, _, lock = env
+    lock.acquire("alice@ci", 60)
+    replace = api.replace
+    raced = []
+
+    def once_conflicting(namespace, name, body):
+        if not raced:
+            raced.append(True)
+            lock_mod.ReleaseLock(api, "colors", "colors-release", lock.clock).acquire("alice@ci", 60)  # our own
+            return replace(namespace, name, body)  # now stale: Conflict
+        return replace(namespace, name, body)
+
+    api.replace = once_conflicting
+    assert lock.renew("alice@ci", 60).holder == "alice@ci"
+    assert raced == [True]
+
+
+def test_an_unreachable_api_server_is_waited_out_only_while_the_lease_lasts(env):
+    api, _, _ = env
+    fence, _ = _fence(env, duration=60)
+    fence.hold()
+    read = api.read
+    api.read = lambda *a: (_ for _ in ()).throw(ConnectionRefusedError("connection refused"))
+    for _ in range(39):  # renewals fail from 20 s on; 40 s in, a third of the lease is all that is left
+        fence.sleep(1)
+    with pytest.raises(lock_mod.LockLost, match=r"could not renew .* for 4\ds of its 60s \(ConnectionRefusedError"):
+        for _ in range(5):
+            fence.sleep(1)
+    api.read = read
+
+
+class Writes:
+    """A stand-in for ClusterApi: reads answer, writes are counted."""
+
+    def __init__(self):
+        self.made = []
+
+    def get_deployment(self, namespace, name):
+        return {"name": name}
+
+    def apply(self, kind, body):
+        self.made.append(("apply", kind))
+        return body
+
+    def record(self, namespace, release, entry):
+        self.made.append(("record", entry["id"]))
+
+
+def test_a_run_that_lost_the_lock_can_write_nothing_more(env):
+    _, _, lock = env
+    fence, _ = _fence(env)
+    api = Writes()
+    fenced = fence.guard(api)
+    fenced.apply("Deployment", {"kind": "Deployment"})
+    lock.release("someone", force=True)
+    lock.acquire("oncall@laptop/run-9", 60)
+    assert fenced.get_deployment("colors", "colors") == {"name": "colors"}  # reading is no harm
+    for write in (lambda: fenced.apply("Service", {}), lambda: fenced.record("colors", "colors", {"id": "1"})):
+        with pytest.raises(lock_mod.LockLost, match="held by oncall@laptop/run-9"):
+            write()
+    assert api.made == [("apply", "Deployment")]
+
+
+def test_every_call_of_the_engine_that_changes_the_cluster_is_fenced():
+    """ClusterApi's methods are reads or writes; a new write that FencedApi does not know would go through unfenced."""
+    import inspect
+
+    cluster = load_plugin("plugins/module_utils/colors_release_cluster.py")
+    reads = {"get_deployment", "get_service", "endpoint_pods", "apply_dry_run", "replicasets", "pods", "ledger"}
+    methods = {name for name, _ in inspect.getmembers(cluster.ClusterApi, inspect.isfunction)
+               if not name.startswith("_")}
+    assert methods - reads == lock_mod.WRITES

@@ -46,7 +46,7 @@ def test_acquire_and_release_are_passed_through_with_check_mode():
     lock = RecordingLock()
     module_file.run(FakeModule(check_mode=True, namespace="colors", holder="me"), lock)
     module_file.run(FakeModule(namespace="colors", holder="me", state="released", force=True), lock)
-    assert lock.calls == [("acquire", "me", 900, True), ("release", "me", True, False)]
+    assert lock.calls == [("acquire", "me", 60, True), ("release", "me", True, False)]
 
 
 def test_a_too_short_duration_is_refused_naming_the_value():
