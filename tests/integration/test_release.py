@@ -361,7 +361,8 @@ def test_a_deploy_freeze_refuses_releases_and_lets_rollbacks_through(k8s, good_r
     reason = "INC-42: error budget burnt, don't ship"  # quoting survives the make target
     missing = run(["make", "--no-print-directory", "freeze"], ENV="local", REASON="")
     assert missing.returncode != 0 and "allowed - frozen with a reason" in " ".join(missing.stdout.split())
-    assert _deploy("2.1.1").returncode == 0  # a release after good_release's, for the rollback to leave
+    served = _image(k8s)  # what the earlier tests of the module left serving (a good release)
+    assert _deploy("2.1.1").returncode == 0  # a release after it, for the rollback to leave
     frozen = run(["make", "--no-print-directory", "freeze"], ENV="local", REASON=reason, UNTIL="")
     assert frozen.returncode == 0, frozen.stdout[-3000:]
     try:
@@ -377,7 +378,7 @@ def test_a_deploy_freeze_refuses_releases_and_lets_rollbacks_through(k8s, good_r
         assert [e for e in _ledger(k8s) if e["started"] >= since] == []
         rolled = ansible_playbook("rollback.yml", *ARGS)
         assert rolled.returncode == 0, rolled.stdout[-3000:]
-        assert _image(k8s) == "localhost/colors:2.1.0"
+        assert _image(k8s) == served
         hotfix = _deploy("2.1.2", "-e", "app_release_freeze_override='INC-42 fix'")  # as the refusal says
         assert hotfix.returncode == 0, hotfix.stdout[-3000:]
         assert _image(k8s) == "localhost/colors:2.1.2"
