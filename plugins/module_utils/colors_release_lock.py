@@ -95,6 +95,12 @@ class ReleaseLock:
                 f"{_format_time(state.acquired) if state.acquired else 'an unknown time'}, "
                 f"expiring at {_format_time(state.expires()) if state.expires() else 'never'}")
 
+    def _body(self, spec: dict, resource_version: str | None = None) -> dict:
+        """The Lease to write; with the resourceVersion read, a write that races another fails (409)."""
+        metadata = {"name": self.name, "namespace": self.namespace,
+                    **({"resourceVersion": resource_version} if resource_version else {})}
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+
     def acquire(self, holder: str, duration: int, check_mode: bool = False) -> dict[str, Any]:
         now = self.clock()
         state = self.read()
@@ -114,13 +120,10 @@ class ReleaseLock:
             "renewTime": _format_time(now),
         }
         if not check_mode:
-            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
             if state is None:
-                self.api.create(self.namespace, body)
+                self.api.create(self.namespace, self._body(spec))
             else:
-                body["metadata"]["resourceVersion"] = state.resource_version
-                self.api.replace(self.namespace, self.name, body)
+                self.api.replace(self.namespace, self.name, self._body(spec, state.resource_version))
         return {"changed": True, "holder": holder, "previous_holder": previous, "renewed": renewing,
                 "expired_holder_taken_over": bool(previous), "lease": spec}
 
@@ -137,11 +140,8 @@ class ReleaseLock:
             now = self.clock()
             spec = {"holderIdentity": holder, "leaseDurationSeconds": duration,
                     "acquireTime": _format_time(state.acquired or now), "renewTime": _format_time(now)}
-            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": self.name, "namespace": self.namespace,
-                                 "resourceVersion": state.resource_version}, "spec": spec}
             try:
-                self.api.replace(self.namespace, self.name, body)
+                self.api.replace(self.namespace, self.name, self._body(spec, state.resource_version))
             except Exception as exc:  # a write between our read and replace: read again, who holds it now?
                 if getattr(exc, "status", None) != 409:
                     raise
@@ -185,12 +185,10 @@ class Fence:
         self.clock, self._sleep = clock, sleep
         self.every = max(duration / 3, 1.0)
         self.renewed_at: float | None = None
-        self.renewals = 0
 
     def hold(self) -> None:
         self.lock.renew(self.holder, self.duration)
         self.renewed_at = self.clock()
-        self.renewals += 1
 
     def sleep(self, seconds: float) -> None:
         self._sleep(seconds)
