@@ -224,15 +224,15 @@ integration: up node-image ## Integration tests against the local platform, the 
 
 .PHONY: check-role
 check-role:
-	@$(if $(ROLE),[ -d roles/$(ROLE)/molecule ] || { echo "ERROR: unknown ROLE=$(ROLE); roles with a Molecule \
-	  scenario: $$(ls -d roles/*/molecule | cut -d/ -f2 | xargs)" >&2; exit 2; })
+	@for role in $(ROLE); do [ -d roles/$$role/molecule ] || { echo "ERROR: unknown ROLE=$$role; roles with a \
+	  Molecule scenario: $$(ls -d roles/*/molecule | cut -d/ -f2 | xargs)" >&2; exit 2; }; done
 
 .PHONY: molecule
 # Molecule keeps scenario state (e.g. "prepared") per role outside the checkout: reset it so every run,
 # from any clone, prepares and converges from the start.
-molecule: check-role up ## Molecule scenario of every role, or of ROLE=<name> (converge, idempotence, verify)
+molecule: check-role up ## Molecule scenario of every role, or of ROLE="<name> ..." (converge, idempotence, verify)
 	@passed=0; failed=0; \
-	for role in $(if $(ROLE),roles/$(ROLE)/,roles/*/); do \
+	for role in $(if $(ROLE),$(addsuffix /,$(addprefix roles/,$(ROLE))),roles/*/); do \
 	  echo "[molecule] $$role"; \
 	  if (cd $$role && molecule --base-config $(CURDIR)/.config/molecule/config.yml reset >/dev/null \
 	      && molecule --base-config $(CURDIR)/.config/molecule/config.yml test); \
@@ -242,11 +242,10 @@ molecule: check-role up ## Molecule scenario of every role, or of ROLE=<name> (c
 	[ $$failed -eq 0 ] && [ $$passed -gt 0 ]
 
 .PHONY: test
-# pytest runs in two lanes side by side (tools/run_suite.py): the tests on the local cluster, and beside them the
-# unit tests and the modules that never touch it; then those that must run alone. ops-toolchain first: both use it.
+# pytest and Molecule in two lanes side by side (tools/run_suite.py): the tests and scenarios on the local cluster,
+# and beside them (nice 19) those that never touch it; then those that must run alone. ops-toolchain first: both use it.
 test: lint up node-image ops-toolchain ## The whole test suite: lint, unit + integration tests (app image included), Molecule
 	@$(VENV)/bin/python tools/run_suite.py
-	@$(MAKE) --no-print-directory molecule
 
 .PHONY: bench
 bench: up ## Setup, platform start and deploy times beside baselines (COLD=1 adds a cold toolchain build)

@@ -56,8 +56,10 @@ def tool_env(**extra: str) -> dict[str, str]:
                 ANSIBLE_FORCE_COLOR="0", **extra)
 
 
-def run(argv: list[str], timeout: float = 600, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=REPO, env=tool_env(**extra), capture_output=True, text=True,
+def run(argv: list[str], timeout: float = 600, input: str | None = None,
+        **extra: str) -> subprocess.CompletedProcess:
+    """argv in the repository with the tools' environment (keyword arguments: extra variables); input on stdin."""
+    return subprocess.run(argv, cwd=REPO, env=tool_env(**extra), capture_output=True, text=True, input=input,
                           timeout=timeout, check=False)
 
 

@@ -1,15 +1,19 @@
-"""The pytest suite of `make test` in two lanes side by side, then the modules that must run alone.
+"""The tests of `make test` (pytest and Molecule) in two lanes side by side, then the modules that must run alone.
 
-- cluster lane: every integration module not named below - they share the local Kubernetes cluster (the colors
-  namespace, the monitoring stack, the worker node, the release lock), so they run one after another.
+- cluster lane: every integration module not named below, then the Molecule scenario of every role not named below -
+  they share the local Kubernetes cluster (the colors namespace, the monitoring stack, the worker node, the release
+  lock), so they run one after another.
 - side lane, at the same time: the unit tests and the integration modules that never touch that cluster (Docker and
-  the registry, PostgreSQL servers of their own, Terraform on moto in temporary directories, act in its containers).
-  Most of the cluster lane's time is spent waiting on rollouts, scrapes and alerts; the side lane fills it.
+  the registry, PostgreSQL servers of their own, Terraform on moto, act in its containers), then the Molecule
+  scenarios that never touch it (the infrastructure role: Terraform on moto; it and test_infrastructure share the
+  local environment's Terraform state, so both are here, one after the other). Most of the cluster lane's time is
+  spent waiting on rollouts, scrapes and alerts; the side lane fills it, at the lowest CPU priority (nice 19): on
+  two cores it must not slow the cluster lane, the longer of the two, which it did by 25-40 % at equal priority.
 - alone, after both: modules that change what every other test relies on - test_aws_permissions turns IAM
   enforcement on in the one moto server both lanes call.
 
-Each lane's output is printed whole (the side lane's once it ends); the run fails when any part fails or collects
-no test (pytest's exit status 5), and names which.
+Each lane's output is printed whole (the side lane's once it ends); the run fails when any step fails or collects
+no test (pytest's exit status 5; `make molecule` fails when no scenario passed), and names which.
 """
 
 from __future__ import annotations
@@ -18,19 +22,22 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 INTEGRATION = REPO / "tests" / "integration"
 SIDE = ("tests/unit", "tests/integration/test_terraform_plans.py", "tests/integration/test_terraform_cli.py",
-        "tests/integration/test_image.py", "tests/integration/test_scan.py", "tests/integration/test_app_postgres.py",
+        "tests/integration/test_infrastructure.py", "tests/integration/test_image.py",
+        "tests/integration/test_scan.py", "tests/integration/test_app_postgres.py",
         "tests/integration/test_pipelines.py", "tests/integration/test_runners.py")
+SIDE_MOLECULE = ("infrastructure",)
 ALONE = ("tests/integration/test_aws_permissions.py",)
 
 
 def lanes() -> dict[str, list[str]]:
-    """The paths of each part; the cluster lane is every integration module the others do not name."""
+    """The test paths of each part; the cluster lane is every integration module the others do not name."""
     named = set(SIDE) | set(ALONE)
     missing = sorted(p for p in named if not (REPO / p).exists())
     if missing:
@@ -40,39 +47,65 @@ def lanes() -> dict[str, list[str]]:
     return {"cluster": cluster, "side": list(SIDE), "alone": list(ALONE)}
 
 
-def pytest(name: str, paths: list[str], durations: int, **popen) -> subprocess.Popen:
+def scenarios() -> dict[str, list[str]]:
+    """The roles whose Molecule scenario each lane runs: the side lane's, and every other one on the cluster."""
+    roles = sorted(p.parent.name for p in (REPO / "roles").glob("*/molecule"))
+    missing = sorted(set(SIDE_MOLECULE) - set(roles))
+    if missing:
+        raise SystemExit(f"tools/run_suite.py names roles without a Molecule scenario: {', '.join(missing)}")
+    return {"cluster": [r for r in roles if r not in SIDE_MOLECULE], "side": list(SIDE_MOLECULE)}
+
+
+def pytest(name: str, paths: list[str], durations: int) -> list[str]:
     # Each lane has its own base temporary directory and no shared cache: two pytest processes run at once.
     base = Path(tempfile.gettempdir()) / f"colors-suite-{name}"
-    argv = [sys.executable, "-m", "pytest", *paths, f"--durations={durations}", f"--basetemp={base}",
+    return [sys.executable, "-m", "pytest", *paths, f"--durations={durations}", f"--basetemp={base}",
             "-p", "no:cacheprovider"]
-    return subprocess.Popen(argv, cwd=REPO, **popen)
+
+
+def molecule(roles: list[str]) -> list[str]:
+    # `-o up`: the platform is up (a prerequisite of `make test`); neither lane starts it again while the other runs.
+    return ["make", "--no-print-directory", "-o", "up", "molecule", f"ROLE={' '.join(roles)}"]
+
+
+def run_lane(name: str, steps: list[tuple[str, list[str]]], outcome: dict, start: float, niceness: int = 0,
+             **popen) -> None:
+    """Each step of a lane in turn (all of them, whatever the one before did); its exit status and end time."""
+    for step, argv in steps:
+        print(f"[suite] {name} lane: {step}", flush=True)
+        argv = [*(["nice", "-n", str(niceness)] if niceness else []), *argv]
+        rc = subprocess.run(argv, cwd=REPO, check=False, **popen).returncode
+        outcome[f"{name} {step}"] = (rc, time.monotonic() - start)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--durations", type=int, default=20, help="slowest tests each part reports")
     args = parser.parse_args()
-    parts = lanes()
+    parts, roles = lanes(), scenarios()
     outcome: dict[str, tuple[int, float]] = {}
     start = time.monotonic()
     with tempfile.TemporaryFile("w+") as side_log:
-        side = pytest("side", parts["side"], args.durations, stdout=side_log, stderr=subprocess.STDOUT, text=True)
-        print(f"[suite] side lane started (pid {side.pid}): {' '.join(parts['side'])}", flush=True)
-        print(f"[suite] cluster lane: {len(parts['cluster'])} modules", flush=True)
-        rc = pytest("cluster", parts["cluster"], args.durations).wait()
-        outcome["cluster"] = (rc, time.monotonic() - start)
-        rc = side.wait()
-        outcome["side"] = (rc, time.monotonic() - start)
+        side = threading.Thread(target=run_lane, args=(
+            "side", [("pytest", pytest("side", parts["side"], args.durations)), ("molecule", molecule(roles["side"]))],
+            outcome, start, 19), kwargs={"stdout": side_log, "stderr": subprocess.STDOUT})
+        side.start()
+        print(f"[suite] side lane (nice 19): {' '.join(parts['side'])}; Molecule of {' '.join(roles['side'])}",
+              flush=True)
+        print(f"[suite] cluster lane: {len(parts['cluster'])} modules; Molecule of {' '.join(roles['cluster'])}",
+              flush=True)
+        run_lane("cluster", [("pytest", pytest("cluster", parts["cluster"], args.durations)),
+                             ("molecule", molecule(roles["cluster"]))], outcome, start)
+        side.join()
         side_log.seek(0)
         print("\n[suite] ---- side lane output ----", flush=True)
         sys.stdout.write(side_log.read())
     print(f"\n[suite] ---- alone: {' '.join(parts['alone'])} ----", flush=True)
     began = time.monotonic()
-    rc = pytest("alone", parts["alone"], args.durations).wait()
-    outcome["alone"] = (rc, time.monotonic() - began)
+    run_lane("alone", [("pytest", pytest("alone", parts["alone"], args.durations))], outcome, began)
     for name, (code, seconds) in outcome.items():
         state = "passed" if code == 0 else ("collected no test" if code == 5 else f"FAILED (exit {code})")
-        print(f"[suite] {name}: {state} in {seconds:.0f} s", flush=True)
+        print(f"[suite] {name}: {state}, done at {seconds:.0f} s", flush=True)
     print(f"[suite] wall time {time.monotonic() - start:.0f} s", flush=True)
     return 0 if all(code == 0 for code, _ in outcome.values()) else 1
 

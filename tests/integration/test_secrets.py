@@ -16,7 +16,10 @@ from helpers import RELEASE_ONLY, REPO, ansible_playbook, moto_client
 
 pytestmark = pytest.mark.platform
 NS = "colors"
-SECRET_ID = "colors-local/app"  # noqa: S105 - the name of the secret, not a value
+# A secret of these tests' own (the names are the keys', not values): Terraform creates colors-local/app, and the
+# infrastructure role's Molecule scenario applies and destroys it while these tests run (tools/run_suite.py).
+SECRET_ID = "colors-local/app-rotation"  # noqa: S105
+SM = ("-e", "app_secrets_source=secretsmanager", "-e", f"app_secrets_secretsmanager_id={SECRET_ID}")
 
 
 def vault_values() -> dict[str, str]:
@@ -46,7 +49,7 @@ def assert_no_value_in(output: str, *values: str) -> None:
 
 @pytest.fixture
 def sm_secret():
-    """colors-local/app in the local AWS API, as Terraform creates it in staging and prod."""
+    """The app's secret in the local AWS API, as Terraform creates it in staging and prod."""
     client = moto_client("secretsmanager")
     original = {"api_key": f"orig-api-{uuid.uuid4().hex}", "session_key": f"orig-session-{uuid.uuid4().hex}"}
     try:
@@ -71,13 +74,12 @@ def test_deploy_mounts_the_vault_secret_and_prints_no_value(k8s):
 
 def test_rotation_replaces_the_keys_keeps_the_previous_version_and_rolls_the_pods(k8s, sm_secret):
     client, original = sm_secret
-    sm = ("-e", "app_secrets_source=secretsmanager")
-    deployed = ansible_playbook("deploy.yml", "-i", "inventories/local", *RELEASE_ONLY, *sm)
+    deployed = ansible_playbook("deploy.yml", "-i", "inventories/local", *RELEASE_ONLY, *SM)
     assert deployed.returncode == 0, deployed.stdout[-3000:]
     assert k8s_secret(k8s) == original
     checksum_before = pod_checksum(k8s)
 
-    result = ansible_playbook("rotate-secrets.yml", "-i", "inventories/local", *sm, "-vvv")
+    result = ansible_playbook("rotate-secrets.yml", "-i", "inventories/local", *SM, "-vvv")
     assert result.returncode == 0, result.stdout[-4000:]
 
     current = json.loads(client.get_secret_value(SecretId=SECRET_ID)["SecretString"])
@@ -112,9 +114,8 @@ def test_a_missing_secret_is_named_before_anything_changes(k8s):
 def test_a_rotation_that_fails_verification_restores_the_previous_keys(k8s, sm_secret):
     """The new keys' rollout fails its HTTP smoke gate: the old value is current again, in AWS and in the Secret."""
     client, original = sm_secret
-    sm = ("-e", "app_secrets_source=secretsmanager")
-    assert ansible_playbook("deploy.yml", "-i", "inventories/local", *RELEASE_ONLY, *sm).returncode == 0
-    result = ansible_playbook("rotate-secrets.yml", "-i", "inventories/local", *sm,
+    assert ansible_playbook("deploy.yml", "-i", "inventories/local", *RELEASE_ONLY, *SM).returncode == 0
+    result = ansible_playbook("rotate-secrets.yml", "-i", "inventories/local", *SM,
                               "-e", "app_release_smoke_url=http://127.0.0.1:9/unreachable")
     assert result.returncode != 0
     assert "The rotated keys failed verification" in result.stdout

@@ -285,3 +285,18 @@ def test_every_call_of_the_engine_that_changes_the_cluster_is_fenced():
     methods = {name for name, _ in inspect.getmembers(cluster.ClusterApi, inspect.isfunction)
                if not name.startswith("_")}
     assert methods - reads == lock_mod.WRITES
+
+
+def test_by_default_a_dead_runs_lock_frees_within_a_minute():
+    """The integration test kills a holder on a 30 s lease (the mechanism); the duration every run really gets - the
+    role's default, the modules' and the argument spec's - is what bounds how long a dead run blocks releases."""
+    import yaml
+    from helpers import REPO
+
+    role = yaml.safe_load((REPO / "roles/app_release/defaults/main.yml").read_text())["app_release_lock_duration"]
+    spec = yaml.safe_load((REPO / "roles/app_release/meta/argument_specs.yml").read_text())
+    specs = {entry: options["options"]["app_release_lock_duration"]["default"]
+             for entry, options in spec["argument_specs"].items()
+             if "app_release_lock_duration" in options.get("options", {})}
+    assert role == 60 and specs and set(specs.values()) == {60}, specs
+    assert lock_mod.LOCK_ARG_SPEC["options"]["duration"]["default"] == 60
