@@ -2,9 +2,9 @@
 
 Each command is either run against the local platform by tests/integration/test_documented_commands.py (RUN), run
 by another test that names it (`Exercised`: the test's id and the words of the command its source must contain), or
-cannot run here (`NotHere`: why - it needs real AWS). tests/unit/test_documented_commands.py fails when a document
-gains a command this table does not place, when the table keeps one no document has, or when an `Exercised` test is
-missing or no longer runs its command.
+not run by the suite (`NotHere`: why - it needs real AWS, or it is the game day). tests/unit/test_documented_commands.py
+fails when a document gains a command this table does not place, when the table keeps one no document has, or when an
+`Exercised` test is missing or no longer runs its command.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ def documented() -> list[str]:
 AWS_CLI = ("the AWS CLI against the environment's account: moto records the RDS instance Terraform creates but runs no "
            "database behind it, so there is no status, event or restore to read")
 
+STATE_RESTORE = ("the AWS CLI against the environment's state bucket; `make game-day` (tools/game_day.py, the state "
+                 "drill) makes the same two calls with boto3 against moto's versioned bucket and checks the plan is "
+                 "clean")
+
 COMMANDS: dict[str, str | Exercised | NotHere] = {
     # docs/runbook.md
     "ansible-playbook deploy.yml -i inventories/<env> -e app_release_version=1.4.2": RUN,
@@ -79,6 +83,14 @@ COMMANDS: dict[str, str | Exercised | NotHere] = {
     "terraform -chdir=terraform/stack force-unlock <lock ID>": Exercised(
         "tests/integration/test_infrastructure.py::test_a_killed_apply_leaves_its_lock_which_the_runbook_releases",
         ("documented()", "terraform -chdir=terraform/stack", "<lock ID>")),
+    "aws s3api list-object-versions --bucket colors-<env>-terraform-state --prefix colors/<env>/terraform.tfstate":
+        NotHere(STATE_RESTORE),
+    "aws s3api copy-object --bucket colors-<env>-terraform-state --key colors/<env>/terraform.tfstate --copy-source "
+    "'colors-<env>-terraform-state/colors/<env>/terraform.tfstate?versionId=<version id>'": NotHere(STATE_RESTORE),
+    "make game-day": NotHere(
+        "it is the game day itself: ten minutes of drills whose figures go into the stop's note and decision 0003; "
+        "its verdict logic (objectives read from the decision, a measurement over one fails) is unit-tested in "
+        "tests/unit/test_game_day.py"),
     "ansible-playbook rotate-secrets.yml -i inventories/<staging|prod>": Exercised(
         "tests/integration/test_secrets.py::test_rotation_replaces_the_keys_keeps_the_previous_version_and_rolls_"
         "the_pods", ("rotate-secrets.yml", "*SM")),

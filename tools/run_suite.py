@@ -5,10 +5,12 @@
   lock), so they run one after another.
 - side lane, at the same time: the unit tests and the integration modules that never touch that cluster (Docker and
   the registry, PostgreSQL servers of their own, Terraform on moto, act in its containers), then the Molecule
-  scenarios that never touch it (the infrastructure role: Terraform on moto; it and test_infrastructure share the
-  local environment's Terraform state, so both are here, one after the other). Most of the cluster lane's time is
-  spent waiting on rollouts, scrapes and alerts; the side lane fills it, at the lowest CPU priority (nice 19): on
-  two cores it must not slow the cluster lane, the longer of the two, which it did by 25-40 % at equal priority.
+  scenarios that never touch it (the infrastructure role: Terraform on moto). Everything that takes the local
+  environment's Terraform state lock is in this lane, one after the other (test_awx_infrastructure,
+  test_infrastructure, the infrastructure scenario): a plan in the other lane would be refused while one holds it.
+  Most of the cluster lane's time is spent waiting on rollouts, scrapes and alerts; the side lane fills it, at the
+  lowest CPU priority (nice 19): on two cores it must not slow the cluster lane, the longer of the two, which it did
+  by 25-40 % at equal priority.
 - alone, after both: modules that change what every other test relies on - test_aws_permissions turns IAM
   enforcement on in the one moto server both lanes call.
 
@@ -29,7 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 INTEGRATION = REPO / "tests" / "integration"
 SIDE = ("tests/unit", "tests/integration/test_terraform_plans.py", "tests/integration/test_terraform_cli.py",
-        "tests/integration/test_infrastructure.py", "tests/integration/test_image.py",
+        "tests/integration/test_awx_infrastructure.py", "tests/integration/test_infrastructure.py",
+        "tests/integration/test_image.py",
         "tests/integration/test_scan.py", "tests/integration/test_app_postgres.py",
         "tests/integration/test_pipelines.py", "tests/integration/test_runners.py")
 SIDE_MOLECULE = ("infrastructure",)

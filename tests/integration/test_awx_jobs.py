@@ -1,7 +1,8 @@
 """The AWX job templates of awx/controller.yml, launched as AWX launches a job (awx_launch): ansible-runner on a
 private data directory, the survey's answers, the credential environment, the operations toolchain's ansible. The
 inventory is the local one: the templates of staging and prod differ only by their inventory. Run in the order of
-the AWX workflow: deploy → verify → (rollback) → notify."""
+the AWX workflow: deploy → verify → (rollback) → notify. (The infrastructure plan template:
+test_awx_infrastructure.py, beside the other runs on the local Terraform state.)"""
 
 from __future__ import annotations
 
@@ -61,14 +62,6 @@ def test_the_verify_template_fails_when_the_expected_version_is_not_serving(k8s,
     job = launch(execution_environment, tmp_path, "verify", {"app_release_version": "9.9.9"})
     assert job.status == "failed" and job.rc != 0
     assert "9.9.9" in output(job)
-
-
-def test_the_infrastructure_plan_template_runs_in_check_mode(execution_environment, tmp_path):
-    job = launch(execution_environment, tmp_path, "infrastructure-plan")
-    out = output(job)
-    assert (job.status, job.rc) == ("successful", 0), out[-4000:]
-    assert "--check" in job.config.command
-    assert "Plan: " in out or "No changes." in out
 
 
 def test_a_survey_without_its_confirmation_stops_before_anything_changes(k8s, execution_environment, tmp_path):
