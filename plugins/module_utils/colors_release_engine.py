@@ -22,6 +22,7 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_release_clust
 )
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_health import (
     CHANGED_DURING_RELEASE,
+    Verdict,
     revision_of,
 )
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_lock import LockLost
@@ -270,12 +271,27 @@ class BlueGreenRelease:
                              self.p["version"], color=target, previous_color=active,
                              **ledger_notes(self.p.get("pre_empts"), self.p.get("freeze_override")))
         body = colored(self.p["deployment"], target)
-        self.api.apply("Deployment", body)  # full size again, also when an earlier failure scaled it to zero
         watcher = self.watcher(target)
+        # Full size again, also when an earlier failure scaled it to zero; from now on a later generation of this
+        # colour's Deployment is another hand's change.
+        watcher.expect(self.api.apply("Deployment", body))
         watcher.report(f"{target} takes {result['image']} at full size; traffic stays on {active or 'nothing'}")
         verdict = watcher.judge()
+        if verdict.state == "healthy":  # healthy as judged, and still what this run applied, and traffic where it was
+            verdict = watcher.changed() or self._switched_by_another(active) or verdict
         entry["verdict_seconds"] = verdict.detail.get("seconds")
         result["verdict"] = verdict.as_dict()
+        if verdict.gate == CHANGED_DURING_RELEASE:  # another hand owns the colours now: neither fight nor claim it
+            failure = (f"Release {self.p['version']} ({result['image']}) failed gate {verdict.gate} on {target}: "
+                       f"{'; '.join(verdict.evidence)}. {self._traffic()}")
+            entry.update(finished=utcnow(), verdict="aborted", gate=verdict.gate, evidence=verdict.evidence)
+            try:
+                self.api.record(self.namespace, self.name, entry)
+            except LockLost as lost:  # that hand took the lock from this run
+                raise ReleaseFailed(f"{failure} This release stopped: it switched and scaled nothing and recorded "
+                                    f"nothing. {lost}", {**result, "changed": True}) from lost
+            raise ReleaseFailed(f"{failure} This release stopped: it switched and scaled nothing and recorded no "
+                                "success.", {**result, "changed": True, "ledger_entry": entry})
         if verdict.state != "healthy":
             self.api.scale(self.namespace, body["metadata"]["name"], 0)
             entry.update(finished=utcnow(), verdict="failed", gate=verdict.gate, evidence=verdict.evidence)
@@ -292,6 +308,24 @@ class BlueGreenRelease:
         entry.update(finished=utcnow(), verdict="succeeded", revision=verdict.detail.get("revision"))
         self.api.record(self.namespace, self.name, entry)
         return {**result, "changed": True, "active_color": target, "previous_color": active, "ledger_entry": entry}
+
+    def _switched_by_another(self, active: str | None) -> Verdict | None:
+        """A failed verdict when the Service no longer selects the colour it selected when this release started."""
+        now = self.active_color()
+        if now == active:
+            return None
+        return Verdict("failed", CHANGED_DURING_RELEASE, [
+            f"service {self.p['service']['metadata']['name']} was switched during the release by another hand: it "
+            f"selects {now or 'no colour'}, not {active or 'no colour'} as when this release started"])
+
+    def _traffic(self) -> str:
+        """Where traffic is, as read back now from the Service and the Deployment of the colour it selects."""
+        color = self.active_color()
+        if color is None:
+            return "The Service selects no colour: no traffic is routed."
+        live = self.api.get_deployment(self.namespace, f"{self.name}-{color}")
+        running = f"{self.name}-{color} runs {image_of(live)}" if live else f"{self.name}-{color} does not exist"
+        return f"Traffic is on {color} ({running})."
 
     def switch_back(self, actor: str, check_mode: bool = False, pre_empts: str | None = None) -> dict[str, Any]:
         """Route the Service back to the other colour, if that colour is there and healthy."""

@@ -226,6 +226,57 @@ def test_a_blue_green_release_needs_the_service():
         engine.BlueGreenRelease(Cluster(), {**params("colors:1.0.0"), "service": None})
 
 
+def _blue_green_while(cluster: Cluster, image: str, meanwhile) -> dict:
+    """A blue-green release during whose watch `meanwhile(cluster)` runs once (another hand at work)."""
+    calls = []
+
+    def sleep(_seconds):
+        if not calls:
+            calls.append(meanwhile(cluster))
+
+    return engine.BlueGreenRelease(cluster, params(image), sleep=sleep).run()
+
+
+def test_a_blue_green_release_whose_colour_another_hand_changes_meanwhile_is_aborted_where_traffic_was():
+    """Another hand rolls the colour being released to something else: the release neither claims the rollout it
+    reads (no longer its own) nor switches traffic to it, nor scales down what that hand put there."""
+    cluster = Cluster({"colors:2.0.0": "ContainerCreating"})  # never ready, nothing fatal: it waits
+    blue_green(cluster, "colors:1.0.0")
+
+    def theirs(c):
+        template = engine.colored(manifest("colors:2.0.1"), "green")["spec"]["template"]
+        return c.replace_template("colors", "colors-green", template)["metadata"]["generation"]
+
+    with pytest.raises(engine.ReleaseFailed) as err:
+        _blue_green_while(cluster, "colors:2.0.0", theirs)
+    message = str(err.value)
+    assert "Release 2.0.0 (colors:2.0.0) failed gate changed-during-release on green" in message
+    assert "deployment colors-green was changed during the release by another hand" in message
+    assert "its image is now colors:2.0.1 (this release applied colors:2.0.0)" in message
+    assert "Traffic is on blue (colors-blue runs colors:1.0.0)." in message
+    assert "switched and scaled nothing and recorded no success" in message
+    assert cluster.routed_color() == "blue" and cluster.image("colors-green") == "colors:2.0.1"
+    assert ("colors-green", 0) not in cluster.scaled
+    assert cluster.entries[-1]["verdict"] == "aborted" and cluster.entries[-1]["gate"] == "changed-during-release"
+
+
+def test_a_blue_green_release_whose_service_another_hand_switches_meanwhile_is_aborted_naming_where_traffic_is():
+    """Someone routes the Service by hand while the release judges its colour: the release, which would switch from
+    the colour it found, switches nothing and says where traffic is now, read back from the Service."""
+    cluster = Cluster()
+    blue_green(cluster, "colors:1.0.0")
+    blue_green(cluster, "colors:1.1.0")  # green serves, blue idles on 1.0.0
+    with pytest.raises(engine.ReleaseFailed) as err:
+        _blue_green_while(cluster, "colors:1.2.0", lambda c: c.apply("Service", engine.routed(SERVICE, "blue")))
+    message = str(err.value)
+    assert "Release 1.2.0 (colors:1.2.0) failed gate changed-during-release on blue" in message
+    assert "service colors was switched during the release by another hand: it selects blue, not green as when this " \
+           "release started" in message
+    assert "Traffic is on blue (colors-blue runs colors:1.2.0)." in message
+    assert cluster.routed_color() == "blue"  # as that hand left it: not switched again, not fought
+    assert [e["verdict"] for e in cluster.entries] == ["succeeded", "succeeded", "aborted"]
+
+
 # --- switching back ------------------------------------------------------------------------------------------------
 
 def test_switching_back_routes_the_service_to_the_other_colour_and_records_it():
