@@ -50,6 +50,11 @@ def http_smoke(url: str, expect_status: int, timeout: float = 5.0, retry_seconds
     return Verdict("healthy")
 
 
+# The errorType of a query Prometheus could not answer at all (down, unreachable, 5xx): the gate is inconclusive.
+UNREACHABLE = "unreachable"
+PROMETHEUS_UNREACHABLE = "prometheus-unreachable"
+
+
 def prometheus_query(url: str, query: str, timeout: float = 10.0) -> dict:
     full = f"{url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
     try:
@@ -57,9 +62,12 @@ def prometheus_query(url: str, query: str, timeout: float = 10.0) -> dict:
         with urllib.request.urlopen(full, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only, checked above
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
+        if exc.code >= 500:  # Prometheus (or what is in front of it) cannot answer now: not the query's fault
+            return {"status": "error", "errorType": UNREACHABLE,
+                    "error": f"Prometheus at {url} answered HTTP {exc.code}"}
         return json.loads(exc.read() or b"{}") or {"status": "error", "error": f"HTTP {exc.code}"}
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return {"status": "error", "error": f"Prometheus at {url} unreachable: {exc}"}
+        return {"status": "error", "errorType": UNREACHABLE, "error": f"Prometheus at {url} unreachable: {exc}"}
 
 
 # Where a metric gate's query says `$pods`, the engine puts the label matchers of the pods it judges: their namespace
@@ -78,16 +86,24 @@ def metric_gates(url: str, queries: list[dict], selector: str, no_data_timeout: 
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Verdict:
     """Every query once with data and within its maximum: healthy; the first above its maximum: failed. A query with
     no data is inconclusive and asked again (new pods need a scrape or two) until `no_data_timeout` seconds have
-    passed; then the gate fails, naming the query, the selector and how many of the pods Prometheus scrapes."""
+    passed; then the gate fails, naming the query, the selector and how many of the pods Prometheus scrapes.
+    Prometheus itself unreachable (or answering 5xx) is inconclusive too: asked again within the same bound, then the
+    gate fails as `prometheus-unreachable` - metrics nobody could read never promote a release."""
     start = clock()
     pending = [{**q, "query": str(q["query"]).replace(POD_SELECTOR, selector)} for q in queries]
     values: dict[str, float] = {}
     pause = 0.5
+    unreachable: str | None = None
     while True:
         waiting = []
+        unreachable = None
         for check in pending:
-            verdict = prometheus_verdict(check["name"], check["query"], prometheus_query(url, check["query"]),
-                                         float(check["max"]))
+            answer = prometheus_query(url, check["query"])
+            if answer.get("errorType") == UNREACHABLE:
+                unreachable = answer.get("error")
+                waiting = pending  # ask every pending query again once Prometheus answers
+                break
+            verdict = prometheus_verdict(check["name"], check["query"], answer, float(check["max"]))
             if verdict.state == "failed":
                 return verdict
             if verdict.state == "no-data":
@@ -97,6 +113,10 @@ def metric_gates(url: str, queries: list[dict], selector: str, no_data_timeout: 
         if not waiting:
             return Verdict("healthy", detail={"metrics": values})
         waited = clock() - start
+        if waited >= no_data_timeout and unreachable:
+            return Verdict("failed", PROMETHEUS_UNREACHABLE, [
+                f"{unreachable}, still after {waited:.0f}s: the release's metrics could not be read, so its gates are "
+                "inconclusive and it is not promoted"], {"inconclusive": True})
         if waited >= no_data_timeout:
             check = waiting[0]
             up = prometheus_query(url, f"count(up{{{selector}}} == 1)")

@@ -119,7 +119,10 @@ options:
         elements: dict
         default: []
       no_data_timeout:
-        description: Seconds a metric gate waits for its query to return data before it fails.
+        description:
+          - Seconds a metric gate waits for its query to return data before it fails.
+          - The same bound holds while Prometheus is unreachable or answers 5xx; then the gate fails as
+            C(prometheus-unreachable) - inconclusive, the release is not promoted.
         type: float
         default: 180
 extends_documentation_fragment:

@@ -308,6 +308,70 @@ def test_a_gate_whose_selector_matches_nothing_fails_at_its_bound_naming_query_a
     assert 30 <= clock.now < 36  # waited up to the bound, not past it by more than one pause
 
 
+def test_prometheus_unreachable_is_asked_again_then_the_gate_is_inconclusive_and_fails(monkeypatch):
+    asked = []
+
+    def down(url, query, timeout=10.0):
+        asked.append(query)
+        return {"status": "error", "errorType": watch.UNREACHABLE, "error": f"Prometheus at {url} unreachable: refused"}
+
+    monkeypatch.setattr(watch, "prometheus_query", down)
+    clock = Clock()
+    verdict = watch.metric_gates("http://p", [GATE], SELECTED, 30, clock, clock.sleep)
+    assert (verdict.state, verdict.gate) == ("failed", "prometheus-unreachable")
+    assert verdict.evidence == ["Prometheus at http://p unreachable: refused, still after 30s: the release's metrics "
+                                "could not be read, so its gates are inconclusive and it is not promoted"]
+    assert verdict.detail == {"inconclusive": True}
+    assert len(asked) > 3 and 30 <= clock.now < 36
+
+
+def test_prometheus_away_for_a_moment_does_not_fail_a_healthy_release(monkeypatch):
+    answers = [{"status": "error", "errorType": watch.UNREACHABLE, "error": "Prometheus at http://p answered HTTP 503"}]
+
+    def blip(url, query, timeout=10.0):
+        return answers.pop(0) if answers else {"status": "success", "data": {"result": [{"value": [0, "0.001"]}]}}
+
+    monkeypatch.setattr(watch, "prometheus_query", blip)
+    clock = Clock()
+    verdict = watch.metric_gates("http://p", [GATE], SELECTED, 30, clock, clock.sleep)
+    assert verdict.state == "healthy" and verdict.detail["metrics"] == {"error-ratio": 0.001}
+
+
+def test_a_query_prometheus_rejects_fails_at_once_it_is_not_inconclusive(monkeypatch):
+    monkeypatch.setattr(watch, "prometheus_query", lambda url, query, timeout=10.0: {
+        "status": "error", "errorType": "bad_data", "error": "parse error"})
+    clock = Clock()
+    verdict = watch.metric_gates("http://p", [GATE], SELECTED, 30, clock, clock.sleep)
+    assert (verdict.gate, clock.now) == ("prometheus:error-ratio", 0) and "parse error" in verdict.evidence[0]
+
+
+def test_a_prometheus_nobody_listens_on_is_unreachable():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    answer = watch.prometheus_query(f"http://127.0.0.1:{port}", "up", timeout=2)
+    assert answer["errorType"] == watch.UNREACHABLE and f"Prometheus at http://127.0.0.1:{port} unreachable" in \
+        answer["error"]
+
+
+def test_a_rolling_release_whose_prometheus_is_down_is_not_claimed_and_rolled_back(monkeypatch):
+    cluster = FakeCluster()
+    release(cluster, "colors:1.0.0")
+    monkeypatch.setattr(watch, "prometheus_query", lambda url, query, timeout=10.0: {
+        "status": "error", "errorType": watch.UNREACHABLE, "error": f"Prometheus at {url} unreachable: refused"})
+    params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
+              "auto_rollback": True, "poll_interval": 0,
+              "prometheus": {"url": "http://p", "queries": [GATE], "no_data_timeout": 5}}
+    clock = Clock()
+    with pytest.raises(engine.ReleaseFailed) as err:
+        engine.RollingRelease(cluster, params, clock=clock, sleep=clock.sleep).run()
+    assert "failed gate prometheus-unreachable" in str(err.value) and "inconclusive" in str(err.value)
+    assert "Restored colors:1.0.0" in str(err.value)
+    assert cluster.entries[-1]["verdict"] == "rolled_back" and cluster.entries[-1]["gate"] == "prometheus-unreachable"
+
+
 def test_a_rolling_release_is_judged_by_the_metrics_of_its_new_pods_and_rolled_back_without_data(monkeypatch):
     cluster = FakeCluster()
     release(cluster, "colors:1.0.0")

@@ -277,6 +277,24 @@ def test_a_blue_green_release_whose_service_another_hand_switches_meanwhile_is_a
     assert [e["verdict"] for e in cluster.entries] == ["succeeded", "succeeded", "aborted"]
 
 
+def test_a_blue_green_release_whose_prometheus_is_down_is_never_switched_to(monkeypatch):
+    """Metrics nobody could read never promote: the Service stays on the colour that served."""
+    watch = load_plugin("plugins/module_utils/colors_release_watch.py")
+    monkeypatch.setattr(watch, "prometheus_query", lambda url, query, timeout=10.0: {
+        "status": "error", "errorType": watch.UNREACHABLE, "error": f"Prometheus at {url} unreachable: refused"})
+    cluster = Cluster()
+    blue_green(cluster, "colors:1.0.0")
+    gate = {"name": "error-ratio", "query": "sum(rate(x{$pods}[2m]))", "max": 0.02}
+    now = [0.0]
+    with pytest.raises(engine.ReleaseFailed) as err:
+        engine.BlueGreenRelease(cluster, params("colors:1.1.0", prometheus={
+            "url": "http://p", "queries": [gate], "no_data_timeout": 5}), clock=lambda: now[0],
+            sleep=lambda s: now.__setitem__(0, now[0] + s)).run()
+    assert "failed gate prometheus-unreachable on green" in str(err.value)
+    assert "The Service was not switched: traffic stayed on blue (colors:1.0.0)." in str(err.value)
+    assert cluster.routed_color() == "blue" and cluster.replicas("colors-green") == 0
+
+
 # --- switching back ------------------------------------------------------------------------------------------------
 
 def test_switching_back_routes_the_service_to_the_other_colour_and_records_it():
