@@ -18,9 +18,19 @@ attributes:
     platforms: posix
 """
 
-    # extends_documentation_fragment: colors.deploy.common.lock - the modules that change what serves.
+    # extends_documentation_fragment: colors.deploy.common.lock - the modules that change what serves: the release
+    # lock they hold, and the API server outages they ride out.
     LOCK = r"""
 options:
+  api_outage_tolerance:
+    description:
+      - Seconds the run's reads of the cluster ride out a Kubernetes API server that does not answer (a restart, a
+        control-plane upgrade, a broken connection) or answers 5xx, asking again with back-off.
+      - Past it, or when a change cannot be sent, the run fails in one line - the API server stopped answering
+        during the release, what is unknown, and that running the same command again converges - and writes
+        nothing more.
+    type: float
+    default: 60
   lock:
     description:
       - The release lock this run took (M(colors.deploy.colors_release_lock)), held for the run while it goes on -

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import OperatorError
@@ -120,3 +122,67 @@ def image_of(deployment: dict | None) -> str | None:
         return None
     containers = deployment["spec"]["template"]["spec"]["containers"]
     return containers[0]["image"]
+
+
+# The ClusterApi calls that only read; a read may be asked again, a write is never sent twice.
+READS = frozenset({"get_deployment", "get_service", "endpoint_pods", "apply_dry_run", "replicasets", "pods", "ledger"})
+
+
+class ApiUnavailable(ReleaseFailed):
+    """The Kubernetes API server stopped answering during the run."""
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The API server did not answer (down, restarting, a broken connection) or said it cannot serve now (5xx)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status >= 500:
+        return True
+    try:
+        import urllib3
+
+        if isinstance(exc, urllib3.exceptions.HTTPError):
+            return True
+    except ImportError:  # pragma: no cover - the kubernetes client brings it
+        pass
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+class Resilient:
+    """A ClusterApi (or a double of it) whose reads ride out an API server away for up to `tolerance` seconds,
+    asked again with back-off; past it, or for a write that could not be sent, ApiUnavailable - one line saying
+    what is unknown and that running the same command again converges. Every other error passes through."""
+
+    def __init__(self, api, what: str, tolerance: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self._api, self._what, self._tolerance = api, what, tolerance
+        self._clock, self._sleep = clock, sleep
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._api, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            start, pause = self._clock(), 0.5
+            while True:
+                try:
+                    return attribute(*args, **kwargs)
+                except Exception as exc:
+                    if not unavailable(exc):
+                        raise
+                    waited = self._clock() - start
+                    if name not in READS or waited >= self._tolerance:
+                        raise ApiUnavailable(self._message(name, waited, exc), {}) from exc
+                    self._sleep(pause)
+                    pause = min(pause * 2, 5.0)
+        return call
+
+    def _message(self, name: str, waited: float, exc: BaseException) -> str:
+        kind = "read" if name in READS else "change"
+        unknown = ("whether that change was made" if kind == "change"
+                   else "what happened since")
+        return (f"The Kubernetes API server stopped answering during {self._what}: a {kind} ({name}) failed"
+                + (f" for {waited:.0f}s" if kind == "read" else "")
+                + f" ({exc.__class__.__name__}: {str(exc)[:200]}). This run stops and writes nothing more; "
+                f"{unknown} is unknown. Once the cluster answers, run the same command again: it finds the "
+                f"Deployment as it is and converges (docs/runbook.md, \"Resume an aborted release\").")

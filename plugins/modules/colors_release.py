@@ -196,7 +196,10 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import ( 
 from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402
     argument_spec as k8s_argument_spec,
 )
-from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import ClusterApi  # noqa: E402
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import (  # noqa: E402
+    ClusterApi,
+    Resilient,
+)
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_engine import (  # noqa: E402
     BlueGreenRelease,
     CanaryRelease,
@@ -217,6 +220,7 @@ def argument_spec() -> dict:
         previous_version=dict(type="str"),
         actor=dict(type="str", required=True),
         lock=LOCK_ARG_SPEC,
+        api_outage_tolerance=dict(type="float", default=60),
         pre_empts=dict(type="str"),
         freeze_override=dict(type="str"),
         strategy=dict(type="str", choices=["rolling", "blue_green", "canary"], default="rolling"),
@@ -278,6 +282,7 @@ def main() -> None:
             params["_progress"] = progress
             api, sleep = held_for_engine(ClusterApi(client.client, dry_run=module.check_mode), client.client.client,
                                          params["namespace"], params.get("lock"), module.check_mode)
+            api = Resilient(api, f"the release of {params['version']}", params["api_outage_tolerance"], sleep=sleep)
             return strategy(api, params, sleep=sleep).run(check_mode=module.check_mode)
 
     run_module(argument_spec(), body, "Release")

@@ -115,7 +115,10 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import ( 
 from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402
     argument_spec as k8s_argument_spec,
 )
-from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import ClusterApi  # noqa: E402
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import (  # noqa: E402
+    ClusterApi,
+    Resilient,
+)
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_engine import (  # noqa: E402
     BlueGreenRelease,
     RollingRelease,
@@ -138,6 +141,7 @@ def argument_spec() -> dict:
         to_version=dict(type="str"),
         actor=dict(type="str", required=True),
         lock=LOCK_ARG_SPEC,
+        api_outage_tolerance=dict(type="float", default=60),
         pre_empts=dict(type="str"),
         poll_interval=dict(type="float", default=0.25),
     )
@@ -155,6 +159,7 @@ def main() -> None:
         params = module.params
         api, sleep = held_for_engine(ClusterApi(client.client, dry_run=module.check_mode), client.client.client,
                                      params["namespace"], params.get("lock"), module.check_mode)
+        api = Resilient(api, "the rollback", params["api_outage_tolerance"], sleep=sleep)
         if params["strategy"] == "blue_green":
             bluegreen = BlueGreenRelease(api, {**engine_params(params), "service": params["service"]}, sleep=sleep)
             return bluegreen.switch_back(params["actor"], check_mode=module.check_mode, pre_empts=params["pre_empts"])

@@ -398,3 +398,41 @@ def test_a_deploy_freeze_refuses_releases_and_lets_rollbacks_through(k8s, good_r
     assert windowed.returncode != 0
     assert "are frozen (change window of the inventory" in " ".join(windowed.stdout.split())
     assert _deploy("2.1.0").returncode == 0  # lifted: releases go out again
+
+
+def _component_pid(name: str) -> int:
+    status = json.loads(run([sys.executable, "localplatform/platformctl.py", "status"]).stdout)
+    return status["components"][name]["pid"]
+
+
+def test_an_api_server_gone_during_a_release_stops_it_in_one_line_and_the_same_command_again_converges(
+        k8s, good_release):
+    """The API server killed while a release watches its rollout (kwok held still, so the rollout is mid-way): past
+    the outage tolerance (5 s here; 60 s by default) the run fails in one line, writing nothing more; once the platform
+    has restarted the API server, the same command releases the version."""
+    version, kwok = "2.6.1", _component_pid("kwok")
+    os.kill(kwok, signal.SIGSTOP)  # the simulated nodes stop moving: the new pods stay pending
+    try:
+        release = _start_release(version, "-e", "app_release_api_outage_tolerance=5")
+        try:
+            wait_for("the release to write its Deployment", lambda: _image(k8s) == f"localhost/colors:{version}",
+                     timeout=120)
+            before = len(_ledger(k8s))
+            os.kill(_component_pid("kube-apiserver"), signal.SIGKILL)
+            out, _ = release.communicate(timeout=180)
+        finally:
+            if release.poll() is None:
+                _kill_tree(release.pid)
+        said = " ".join(out.split())
+        assert release.returncode != 0
+        assert f"The Kubernetes API server stopped answering during the release of {version}: a read" in said, \
+            said[-3000:]
+        assert "This run stops and writes nothing more" in said and "run the same command again" in said
+    finally:
+        os.kill(kwok, signal.SIGCONT)
+        up = run([sys.executable, "localplatform/platformctl.py", "up"], timeout=300)
+    assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+    assert len(_ledger(k8s)) == before, "the run recorded a verdict it could not have known"
+    again = _deploy(version)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert _image(k8s) == f"localhost/colors:{version}" and _ledger(k8s)[-1]["verdict"] == "succeeded"
