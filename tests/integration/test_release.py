@@ -409,11 +409,13 @@ def test_an_api_server_gone_during_a_release_stops_it_in_one_line_and_the_same_c
         k8s, good_release):
     """The API server killed while a release watches its rollout (kwok held still, so the rollout is mid-way): past
     the outage tolerance (5 s here; 60 s by default) the run fails in one line, writing nothing more; once the platform
-    has restarted the API server, the same command releases the version."""
-    version, kwok = "2.6.1", _component_pid("kwok")
+    has restarted the API server and the failed run's lock has expired (a 20 s lease here), the same command
+    releases the version."""
+    version, kwok, duration = "2.6.1", _component_pid("kwok"), 20
     os.kill(kwok, signal.SIGSTOP)  # the simulated nodes stop moving: the new pods stay pending
     try:
-        release = _start_release(version, "-e", "app_release_api_outage_tolerance=5")
+        release = _start_release(version, "-e", "app_release_api_outage_tolerance=5",
+                                 "-e", f"app_release_lock_duration={duration}")
         try:
             wait_for("the release to write its Deployment", lambda: _image(k8s) == f"localhost/colors:{version}",
                      timeout=120)
@@ -433,6 +435,11 @@ def test_an_api_server_gone_during_a_release_stops_it_in_one_line_and_the_same_c
         up = run([sys.executable, "localplatform/platformctl.py", "up"], timeout=300)
     assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
     assert len(_ledger(k8s)) == before, "the run recorded a verdict it could not have known"
+    spec = _lease(k8s)  # the failed run could not give its lock back: the API server was away
+    if spec is not None:
+        expires = spec.renew_time + datetime.timedelta(seconds=spec.lease_duration_seconds)
+        wait_for("the failed run's lock to expire", lambda: datetime.datetime.now(datetime.UTC) > expires,
+                 timeout=duration + 15)
     again = _deploy(version)
     assert again.returncode == 0, again.stdout[-3000:]
     assert _image(k8s) == f"localhost/colors:{version}" and _ledger(k8s)[-1]["verdict"] == "succeeded"
