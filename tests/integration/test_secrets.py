@@ -4,6 +4,7 @@ end to end against the local AWS API and cluster, and never printed — even at 
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import subprocess
 import sys
@@ -123,3 +124,28 @@ def test_a_rotation_that_fails_verification_restores_the_previous_keys(k8s, sm_s
     current = json.loads(client.get_secret_value(SecretId=SECRET_ID)["SecretString"])
     assert current == original, "the previous keys are not current again"
     assert k8s_secret(k8s) == original, "the Kubernetes Secret still holds the rejected keys"
+
+
+def test_a_rotation_while_a_release_holds_the_lock_is_refused_before_anything_changes(k8s, sm_secret):
+    """The rotation takes the release lock before its first write: while another run holds it, neither Secrets
+    Manager nor the Kubernetes Secret changes (before, the keys were rotated and only the rollout was refused)."""
+    from kubernetes import client
+
+    secrets, original = sm_secret
+    assert ansible_playbook("deploy.yml", "-i", "inventories/local", *RELEASE_ONLY, *SM).returncode == 0
+    before = k8s_secret(k8s)
+    now = datetime.datetime.now(datetime.UTC)
+    leases = client.CoordinationV1Api(k8s[2])
+    leases.create_namespaced_lease(NS, client.V1Lease(
+        metadata=client.V1ObjectMeta(name="colors-release"),
+        spec=client.V1LeaseSpec(holder_identity="release-engineer/run-1", lease_duration_seconds=60,
+                                acquire_time=now, renew_time=now)))
+    try:
+        result = ansible_playbook("rotate-secrets.yml", "-i", "inventories/local", *SM)
+    finally:
+        leases.delete_namespaced_lease("colors-release", NS)
+    said = " ".join(result.stdout.split())
+    held = "Another release is running: release lock colors/colors-release is held by release-engineer/run-1"
+    assert result.returncode != 0 and held in said, said[-3000:]
+    assert json.loads(secrets.get_secret_value(SecretId=SECRET_ID)["SecretString"]) == original
+    assert k8s_secret(k8s) == before
