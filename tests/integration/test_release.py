@@ -365,7 +365,7 @@ def test_a_deploy_freeze_refuses_releases_and_lets_rollbacks_through(k8s, good_r
     reason = "INC-42: error budget burnt, don't ship"  # quoting survives the make target
     missing = run(["make", "--no-print-directory", "freeze"], ENV="local", REASON="")
     assert missing.returncode != 0 and "allowed - frozen with a reason" in " ".join(missing.stdout.split())
-    # What the earlier tests of the module left serving (a good release), and the release before it.
+    # What the earlier tests of the module left serving (a good release): the rollback must leave it.
     served = next(e for e in reversed(_ledger(k8s)) if e["verdict"] == "succeeded")
     assert served["image"] == _image(k8s)
     frozen = run(["make", "--no-print-directory", "freeze"], ENV="local", REASON=reason, UNTIL="")
@@ -383,7 +383,9 @@ def test_a_deploy_freeze_refuses_releases_and_lets_rollbacks_through(k8s, good_r
         assert [e for e in _ledger(k8s) if e["started"] >= since] == []
         rolled = ansible_playbook("rollback.yml", *ARGS)
         assert rolled.returncode == 0, rolled.stdout[-3000:]
-        assert _image(k8s) == served["previous_image"] != served["image"]
+        [rollback] = [e for e in _ledger(k8s) if e["started"] >= since]  # went through, and is on the record
+        assert (rollback["strategy"], rollback["verdict"]) == ("manual-rollback", "succeeded"), rollback
+        assert _image(k8s) == rollback["image"] != served["image"]
         hotfix = _deploy("2.1.2", "-e", "app_release_freeze_override='INC-42 fix'")  # as the refusal says
         assert hotfix.returncode == 0, hotfix.stdout[-3000:]
         assert _image(k8s) == "localhost/colors:2.1.2"
