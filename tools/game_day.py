@@ -65,10 +65,14 @@ def duration(text: str) -> float | None:
 def objectives(text: str | None = None) -> dict[str, tuple[float | None, float | None]]:
     """(RPO, RTO) in seconds of each drill, from the decision's table."""
     text = DECISION.read_text() if text is None else text
-    rows = {}
-    for line in text.splitlines():
+    rows, inside = {}, False
+    for line in text.splitlines():  # the table whose header starts "what fails" (not the measurements below it)
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3:
+        if not line.strip().startswith("|"):
+            inside = False
+        elif cells[0] == "what fails":
+            inside = True
+        elif inside and len(cells) >= 3 and not set(cells[0]) <= set("- "):
             rows[cells[0]] = (duration(cells[1]), duration(cells[2]))
     found = {}
     for drill, prefix in ROWS.items():
@@ -172,9 +176,10 @@ def application() -> list[Measurement]:
     start = time.monotonic()
     playbook("rollback.yml", *local)
     manual = time.monotonic() - start + _until_serving(url, version)
+    # No RPO measured: the pods hold no data (the decision's "none").
     return [Measurement("application", f"automatic rollback of {bad} (release start to users on {version})",
-                        automatic, 0.0),
-            Measurement("application", f"rollback.yml after {bad} was left in place", manual, 0.0)]
+                        automatic, None),
+            Measurement("application", f"rollback.yml after {bad} was left in place", manual, None)]
 
 
 def database(archive_timeout: int, writes_for: float) -> list[Measurement]:
