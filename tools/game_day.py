@@ -246,8 +246,8 @@ def database(archive_timeout: int, writes_for: float) -> list[Measurement]:
         pg(str(bindir / "pg_ctl"), "-D", str(primary), "-m", "immediate", "stop")
         pg("rm", "-rf", str(primary))
         lost = time.monotonic()
-        restored_last, count = _restore(pg, start, work, "restored-latest", ports[1], archive, None,
-                                        stop=restored)
+        pg(str(bindir / "pg_ctl"), "-D", str(restored), "-m", "fast", "stop")  # its port is the next restore's
+        restored_last, count = _restore(pg, start, work, "restored-latest", ports[1], archive, None)
         measured.append(Measurement(
             "database", f"the primary lost with its disk, restored from the archive alone ({count} of {written} rows "
                         f"back; archive_timeout {archive_timeout} s)", time.monotonic() - lost,
@@ -260,14 +260,11 @@ def database(archive_timeout: int, writes_for: float) -> list[Measurement]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _restore(pg, start, work: Path, name: str, port: int, archive: Path, target, stop: Path | None = None):
+def _restore(pg, start, work: Path, name: str, port: int, archive: Path, target):
     """A new server from the base backup and the archive, recovered to target (a time; None: all the archive holds)
     and promoted; (the newest row's time, the row count) once it answers as a primary."""
     import psycopg
 
-    if stop is not None:  # the port of an earlier restore
-        bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
-        pg(str(bindir / "pg_ctl"), "-D", str(stop), "-m", "fast", "stop")
     data = work / name
     pg("cp", "-a", str(work / "base"), str(data))
     with (data / "postgresql.auto.conf").open("a") as conf:

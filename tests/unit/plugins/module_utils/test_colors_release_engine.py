@@ -280,6 +280,13 @@ SELECTED = 'namespace="colors",pod_template_hash="abc123"'
 QUERY = GATE["query"].replace("$pods", SELECTED)
 
 
+def _gated(image: str) -> dict:
+    """A rolling release of image whose metric gate is GATE (5 s for data)."""
+    return {"namespace": "colors", "deployment": manifest(image), "version": image.rsplit(":", 1)[1],
+            "actor": "tester", "auto_rollback": True, "poll_interval": 0,
+            "prometheus": {"url": "http://p", "queries": [GATE], "no_data_timeout": 5}}
+
+
 def test_metric_gates_select_the_judged_pods_by_their_template_hash(monkeypatch):
     prom = FakePrometheus({QUERY: [["0.001"]]})
     monkeypatch.setattr(watch, "prometheus_query", prom)
@@ -361,9 +368,7 @@ def test_a_rolling_release_whose_prometheus_is_down_is_not_claimed_and_rolled_ba
     release(cluster, "colors:1.0.0")
     monkeypatch.setattr(watch, "prometheus_query", lambda url, query, timeout=10.0: {
         "status": "error", "errorType": watch.UNREACHABLE, "error": f"Prometheus at {url} unreachable: refused"})
-    params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
-              "auto_rollback": True, "poll_interval": 0,
-              "prometheus": {"url": "http://p", "queries": [GATE], "no_data_timeout": 5}}
+    params = _gated("colors:1.1.0")
     clock = Clock()
     with pytest.raises(engine.ReleaseFailed) as err:
         engine.RollingRelease(cluster, params, clock=clock, sleep=clock.sleep).run()
@@ -377,9 +382,7 @@ def test_a_rolling_release_is_judged_by_the_metrics_of_its_new_pods_and_rolled_b
     release(cluster, "colors:1.0.0")
     prom = FakePrometheus({})
     monkeypatch.setattr(watch, "prometheus_query", prom)
-    params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
-              "auto_rollback": True, "poll_interval": 0,
-              "prometheus": {"url": "http://p", "queries": [GATE], "no_data_timeout": 5}}
+    params = _gated("colors:1.1.0")
     clock = Clock()
     with pytest.raises(engine.ReleaseFailed) as err:
         engine.RollingRelease(cluster, params, clock=clock, sleep=clock.sleep).run()
@@ -395,9 +398,7 @@ def test_a_healthy_gate_records_its_values_with_the_verdict(monkeypatch):
     release(cluster, "colors:1.0.0")
     monkeypatch.setattr(watch, "prometheus_query", lambda url, query, timeout=10.0: {
         "status": "success", "data": {"result": [{"metric": {}, "value": [0, "0"]}]}})
-    params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
-              "auto_rollback": True, "poll_interval": 0,
-              "prometheus": {"url": "http://p", "queries": [GATE], "no_data_timeout": 5}}
+    params = _gated("colors:1.1.0")
     result = engine.RollingRelease(cluster, params, sleep=lambda s: None).run()
     assert result["verdict"]["state"] == "healthy" and result["verdict"]["metrics"] == {"error-ratio": 0.0}
 
