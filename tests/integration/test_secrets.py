@@ -134,6 +134,7 @@ def test_a_rotation_while_a_release_holds_the_lock_is_refused_before_anything_ch
     secrets, original = sm_secret
     assert ansible_playbook("deploy.yml", "-i", "inventories/local", *RELEASE_ONLY, *SM).returncode == 0
     before = k8s_secret(k8s)
+    versions = {v["VersionId"] for v in secrets.list_secret_version_ids(SecretId=SECRET_ID)["Versions"]}
     now = datetime.datetime.now(datetime.UTC)
     leases = client.CoordinationV1Api(k8s[2])
     leases.create_namespaced_lease(NS, client.V1Lease(
@@ -148,4 +149,6 @@ def test_a_rotation_while_a_release_holds_the_lock_is_refused_before_anything_ch
     held = "Another release is running: release lock colors/colors-release is held by release-engineer/run-1"
     assert result.returncode != 0 and held in said, said[-3000:]
     assert json.loads(secrets.get_secret_value(SecretId=SECRET_ID)["SecretString"]) == original
+    # No version written at all (a rotation that wrote first would have restored the value, but kept its version).
+    assert {v["VersionId"] for v in secrets.list_secret_version_ids(SecretId=SECRET_ID)["Versions"]} == versions
     assert k8s_secret(k8s) == before
