@@ -148,6 +148,9 @@ def test_the_rotation_fails_naming_the_action_its_role_lacks(roles):
     assert rotate.returncode != 0
     said = " ".join(rotate.stdout.split())
     assert f"is not authorized to perform: {missing}" in said, rotate.stdout[-3000:]
+    assert "The rotation failed before it wrote new keys" in said, rotate.stdout[-2500:]
+    assert "Nothing was changed." in said, rotate.stdout[-2500:]
+    assert "Roll the previous keys back out" not in said, "nothing was written, so nothing is restored"
 
 
 # --- AWX: the role credential, from the execution node's own identity ------------------------------------------
