@@ -112,9 +112,11 @@ def load_plugin(relative: str, name: str | None = None):
 
 
 @contextlib.contextmanager
-def postgres_server():
-    """A throw-away PostgreSQL cluster on a free loopback port, run as the `postgres` user (the server refuses root).
-    Yields (url, stop, start): stop() and start() take the server down and up again (an outage)."""
+def postgres_server(address: str = "127.0.0.1", tls: tuple[Path, Path] | None = None):
+    """A throw-away PostgreSQL cluster on a free port of `address` (loopback by default), run as the `postgres` user
+    (the server refuses root). Yields (url, stop, start): stop() and start() take the server down and up again (an
+    outage). The url is the superuser's, over loopback; on another address (the worker node's pods reach the host's)
+    only password logins are accepted, as from an RDS client - and with tls (certificate, key) only over TLS."""
     import glob
     import shutil
     import tempfile
@@ -132,12 +134,22 @@ def postgres_server():
 
     def start() -> None:
         pg(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "server.log"),
-           "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
+           "-o", f"-p {port} -k {data} -c listen_addresses={','.join(sorted({'127.0.0.1', address}))}" + ssl, "start")
 
     def stop() -> None:
         pg(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop")
 
     pg(str(bindir / "initdb"), "-D", str(data / "db"), "-U", "colors", "--auth=trust", "-E", "UTF8")
+    ssl = ""
+    if tls:
+        for source, name in zip(tls, ("server.crt", "server.key"), strict=True):
+            shutil.copy(source, data / name)
+            shutil.chown(data / name, "postgres", "postgres")
+            (data / name).chmod(0o600)
+        ssl = f" -c ssl=on -c ssl_cert_file={data / 'server.crt'} -c ssl_key_file={data / 'server.key'}"
+    if address != "127.0.0.1":
+        hba = data / "db" / "pg_hba.conf"
+        hba.write_text(hba.read_text() + f"{'hostssl' if tls else 'host'} all all 0.0.0.0/0 scram-sha-256\n")
     start()
     try:
         pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "colors", "colors")

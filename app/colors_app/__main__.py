@@ -67,7 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         if settings.store != "postgres":
             log.error("configuration error: migrate needs COLORS_STORE=postgres")
             return EX_CONFIG
-        applied = migrate(settings.database_url)
+        import psycopg
+
+        try:
+            applied = migrate(settings.database_url)
+        except psycopg.Error as exc:
+            # One line, the last of the log: the kubelet keeps it as the termination message the release prints.
+            log.error("migration failed: %s", " ".join(str(exc).split()))
+            return 1
         log.info("migrated", extra={"applied": applied})
         return 0
     if argv:

@@ -1,8 +1,9 @@
-"""Filters of the release engine: canary steps, durations, dashboard URL, deploy freezes (docs: <filter name>.yml beside
-this file)."""
+"""Filters of the release engine: canary steps, durations, dashboard URL, deploy freezes, the migration Job (docs:
+<filter name>.yml beside this file)."""
 
 from __future__ import annotations
 
+import copy
 import datetime
 import math
 import re
@@ -128,6 +129,49 @@ def release_freeze(declared: Any, windows: Any = (), now: Any = None) -> dict[st
     return None
 
 
+# What a pod of the Deployment has that a one-shot command must not: it serves nothing and is never probed.
+_SERVING_ONLY = ("ports", "readinessProbe", "livenessProbe", "startupProbe", "lifecycle")
+
+
+def migration_job(deployment: Any, name: Any, backoff_limit: Any = 2, deadline_seconds: Any = 300,
+                  ttl_seconds: Any = 604800, generate: Any = False) -> dict[str, Any]:
+    """The Job that runs `colors-app migrate` with the release's pod as the Deployment defines it - image, environment,
+    secrets, security context, placement - but labelled as a migration: no Service, PodMonitor or release lookup
+    selects it, and it neither serves nor restarts. generate: `name` is the prefix of a name the API server
+    completes (generateName), one Job per attempt."""
+    try:
+        template = copy.deepcopy(deployment["spec"]["template"])
+        container = template["spec"]["containers"][0]
+        labels = dict(deployment["metadata"].get("labels") or {})
+    except (KeyError, IndexError, TypeError) as exc:
+        raise AnsibleFilterError(f"migration_job needs a Deployment with a pod template and a container, got "
+                                 f"{str(deployment)[:200]!r} ({type(exc).__name__}: {exc})") from exc
+    # The job-name label of its pods holds at most 63 characters; generateName adds 5.
+    job_name = re.sub(r"[^a-z0-9.-]+", "-", str(name).lower())[:57 if generate else 63].strip("-.")
+    if not job_name:
+        raise AnsibleFilterError(f"migration_job: {name!r} gives no valid Job name")
+    identity = {"generateName": f"{job_name}-"} if generate else {"name": job_name}
+    for key in _SERVING_ONLY:
+        container.pop(key, None)
+    container["args"] = ["migrate"]
+    # The kubelet keeps the end of the log as the container's termination message: the release reads why a
+    # migration failed from the pod's status, without a grant to read logs.
+    container["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    release = {k: v for k, v in labels.items() if k in ("app.kubernetes.io/part-of", "app.kubernetes.io/version")}
+    pod_labels = {**release, "app.kubernetes.io/name": f"{labels.get('app.kubernetes.io/name', 'colors')}-migrate",
+                  "app.kubernetes.io/component": "migration"}
+    template["metadata"] = {"labels": pod_labels, "annotations": template.get("metadata", {}).get("annotations", {})}
+    template["spec"]["restartPolicy"] = "Never"
+    template["spec"].pop("terminationGracePeriodSeconds", None)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {**identity, "namespace": deployment["metadata"].get("namespace"), "labels": pod_labels},
+        "spec": {"backoffLimit": int(backoff_limit), "activeDeadlineSeconds": int(deadline_seconds),
+                 "ttlSecondsAfterFinished": int(ttl_seconds), "template": template},
+    }
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -135,4 +179,5 @@ class FilterModule:
             "duration_seconds": duration_seconds,
             "dashboard_url": dashboard_url,
             "release_freeze": release_freeze,
+            "migration_job": migration_job,
         }

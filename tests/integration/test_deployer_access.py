@@ -4,7 +4,8 @@ Releases run as the identity EKS maps the deploy role to (user = the assumed rol
 colors:deployers: a client certificate of the local PKI carries both). The local API server's audit log records
 every request of that group. This module runs each operation of the deploy path as the deployer - a rolling
 release, a canary, a failing release and its automatic rollback, rollback.yml, rotate-secrets.yml, verify.yml,
-release_report.yml, a deploy freeze with the release it refuses, and blue-green releases with their switch back -
+release_report.yml, a deploy freeze with the release it refuses, and blue-green releases on PostgreSQL (their
+migration Jobs) with their switch back -
 then compares the (verb, resource, namespace) the log shows with what the deployer's Role and ClusterRole grant: a
 request refused fails, and so does a grant nothing used. The on-call identity is tried the same way, by hand.
 """
@@ -69,10 +70,13 @@ DEPLOY_PATH = [
     ("deploy freeze", "freeze.yml", _args(NS, "-e", "app_release_freeze_reason=drill"), True, None),
     ("release refused during the freeze", "deploy.yml", _args(NS, "-e", "app_release_version=5.3.0"), False, None),
     ("freeze lifted", "freeze.yml", _args(NS, "-e", "app_release_freeze_state=lifted"), True, None),
+    # As staging and prod release: blue-green, on PostgreSQL (each release runs its migration Job first).
     ("blue-green release", "deploy.yml", _args(BG, "-e", "app_release_strategy=blue_green",
+                                               "-e", "app_release_store=postgres",
                                                "-e", "app_release_version=6.0.0"), True, None),
     ("blue-green release to the idle colour", "deploy.yml",
-     _args(BG, "-e", "app_release_strategy=blue_green", "-e", "app_release_version=6.1.0"), True, None),
+     _args(BG, "-e", "app_release_strategy=blue_green", "-e", "app_release_store=postgres",
+           "-e", "app_release_version=6.1.0"), True, None),
     ("blue-green rollback", "rollback.yml", _args(BG, "-e", "app_release_strategy=blue_green"), True, None),
 ]
 
@@ -116,8 +120,10 @@ def deploy_path(k8s):
     """Run the deploy path as the deployer; the audit events each step caused."""
     assert AUDIT_LOG.exists(), f"{AUDIT_LOG} is missing: the API server writes no audit log (make down && make up)"
     secrets = moto_client("secretsmanager")
-    secrets.create_secret(Name=SECRET_ID, SecretString=json.dumps({"api_key": uuid.uuid4().hex,
-                                                                   "session_key": uuid.uuid4().hex}))
+    # The simulated nodes' pods connect nowhere: database_url only has to be there, as staging's secret has it.
+    secrets.create_secret(Name=SECRET_ID, SecretString=json.dumps({
+        "api_key": uuid.uuid4().hex, "session_key": uuid.uuid4().hex,
+        "database_url": "postgresql://colors_app@database.invalid:5432/colors"}))
     core, _, _ = k8s
     try:
         # The namespaces first, by their administrator (bootstrap.yml): not audited as the deployer.

@@ -24,6 +24,7 @@ ENDPOINT_KEYS = {
     "monitoring_probe_urls": "the public URL the blackbox exporter probes",
     "app_release_marker_url": "the Pushgateway",
     "cluster_bootstrap_database_cidrs": "where the database is (network policy egress)",
+    "app_release_database_ca_url": "where the database's CA bundle is served",
 }
 
 

@@ -227,3 +227,19 @@ def test_a_draining_app_asks_clients_to_close_their_connections(app, client):
     response = client.get("/")
     assert response.status_code == 200 and response.headers["connection"] == "close"
     assert client.get("/readyz").status_code == 503
+
+
+def test_a_failed_migration_exits_1_with_one_line_naming_the_error(monkeypatch, capsys):
+    """The last log line is what the release prints (the migration pod's termination message)."""
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("COLORS_STORE", "postgres")
+    monkeypatch.setenv("COLORS_API_KEY", "k")
+    monkeypatch.setenv("COLORS_DATABASE_URL", f"postgresql://colors@127.0.0.1:{port}/colors?connect_timeout=2")
+    assert main(["migrate"]) == 1
+    event = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert event["level"] == "error" and event["msg"].startswith("migration failed: ")
+    assert str(port) in event["msg"] and "\n" not in event["msg"]

@@ -1,0 +1,236 @@
+"""The release's database path as staging and prod run it: `app_release_store: postgres`, keys and the database URL
+from Secrets Manager, the deployer's identity, a dedicated application user (not the server's superuser) on a real
+PostgreSQL that the worker node's pods reach over the network, with a password and only over TLS, verified against
+the CA bundle the release fetches from `app_release_database_ca_url` and mounts (sslmode=verify-full), as RDS's bundle
+is provided in staging and prod. The first release starts from an empty database; the migration Job finishes before
+any pod of the release starts; a migration that fails (here: a bundle that does not verify the server) stops the
+release before its pods start, naming what the migration said, and the running release keeps serving."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlsplit
+
+import pytest
+from colors_app.store import MIGRATIONS
+from helpers import ansible_playbook, image_as, moto_client, postgres_server
+
+pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
+NS = "migrations"
+SECRET_ID = "colors-local/migrations"  # noqa: S105 - a name: the values are generated below
+APP_USER = "colors_app"
+FIRST, SECOND = "6.0.0", "6.1.0"
+CA_PATH = "/etc/colors/database-ca/ca.pem"  # where app_release mounts the bundle
+# A NodePort of its own keeps the smoke gate on (30080: colors, 30081: test_worker_node); the metric gates are off (the
+# local Prometheus' PodMonitor job watches the colors namespace).
+NODE_PORT = 30082
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def _ca(folder: Path, name: str) -> tuple[Path, Path]:
+    key, crt = folder / f"{name}.key", folder / f"{name}.crt"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt), "-days", "1",
+             "-subj", f"/CN=Colors test {name}")
+    return crt, key
+
+
+@pytest.fixture(scope="module")
+def certificates(worker_node, tmp_path_factory):
+    """The database's own CA and its server certificate for the host's address; and a CA that signed nothing."""
+    folder = tmp_path_factory.mktemp("database-ca")
+    ca, ca_key = _ca(folder, "database CA")
+    other, _ = _ca(folder, "other CA")
+    key, csr, crt, ext = (folder / n for n in ("server.key", "server.csr", "server.crt", "server.ext"))
+    ext.write_text(f"subjectAltName=IP:{worker_node['address']}\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+             "-subj", f"/CN={worker_node['address']}")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+             "-out", str(crt), "-days", "1", "-extfile", str(ext))
+    return SimpleNamespace(ca=ca.read_bytes(), other=other.read_bytes(), server=(crt, key))
+
+
+@pytest.fixture(scope="module")
+def ca_url(certificates):
+    """Where the release fetches the bundle (RDS: truststore.pki.rds.amazonaws.com); `served` is what it answers."""
+    served = {"pem": certificates.ca}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-pem-file")
+            self.end_headers()
+            self.wfile.write(served["pem"])
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}/ca-bundle.pem", served=served)
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def database(worker_node, certificates):
+    """An empty database owned by the application user, on the host's address (where the pods reach it), TLS only."""
+    import psycopg
+    from psycopg import sql
+
+    password = uuid.uuid4().hex
+    with postgres_server(worker_node["address"], tls=certificates.server) as (superuser_url, stop, start):
+        with psycopg.connect(superuser_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(APP_USER),
+                                                                           sql.Literal(password)))
+            conn.execute(sql.SQL("CREATE DATABASE colors_app OWNER {}").format(sql.Identifier(APP_USER)))
+        port = urlsplit(superuser_url).port
+        yield SimpleNamespace(
+            superuser=superuser_url.rsplit("/", 1)[0] + "/colors_app",
+            url=f"postgresql://{APP_USER}:{password}@{worker_node['address']}:{port}/colors_app"
+                f"?sslmode=verify-full&sslrootcert={CA_PATH}",
+            stop=stop, start=start)
+
+
+@pytest.fixture(scope="module")
+def secret(database):
+    """The app's secret as staging keeps it in Secrets Manager (database_url included)."""
+    client = moto_client("secretsmanager")
+    client.create_secret(Name=SECRET_ID, SecretString=json.dumps({
+        "api_key": uuid.uuid4().hex, "session_key": uuid.uuid4().hex, "database_url": database.url}))
+    yield
+    client.delete_secret(SecretId=SECRET_ID, ForceDeleteWithoutRecovery=True)
+
+
+@pytest.fixture(scope="module")
+def namespace(k8s, secret):
+    yield NS
+    from kubernetes import client
+
+    core, _, api = k8s
+    core.delete_namespace(NS)
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.delete_cluster_role_binding(f"colors-deployer-namespace-{NS}")
+    rbac.delete_cluster_role(f"colors-deployer-namespace-{NS}")
+
+
+def deploy(ca_url, version: str, *extra: str):
+    return ansible_playbook(
+        "deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={image_as(version)}",
+        "-e", f"app_release_database_ca_url={ca_url.url}",
+        "-e", f"app_release_namespace={NS}", "-e", f"cluster_bootstrap_app_namespace={NS}",
+        "-e", f"app_release_node_port={NODE_PORT}", "-e", "app_release_prometheus_url=",
+        "-e", "app_release_store=postgres",
+        "-e", "app_secrets_source=secretsmanager", "-e", f"app_secrets_secretsmanager_id={SECRET_ID}", *extra)
+
+
+def migration_jobs(k8s, version: str) -> list:
+    from kubernetes import client
+
+    jobs = client.BatchV1Api(k8s[2]).list_namespaced_job(
+        NS, label_selector=f"app.kubernetes.io/name=colors-migrate,app.kubernetes.io/version={version}").items
+    return sorted(jobs, key=lambda job: job.metadata.creation_timestamp)
+
+
+def release_pods(k8s, version: str) -> list:
+    return k8s[0].list_namespaced_pod(
+        NS, label_selector=f"app.kubernetes.io/name=colors,app.kubernetes.io/version={version}").items
+
+
+def ready(pods: list) -> bool:
+    return bool(pods) and all(p.status.container_statuses and p.status.container_statuses[0].ready for p in pods)
+
+
+def bundle_of(pod) -> str:
+    """The ConfigMap of the CA bundle the pod mounts."""
+    (name,) = [v.config_map.name for v in pod.spec.volumes if v.name == "database-ca"]
+    return name
+
+
+def applied(database) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(database.superuser) as conn:
+        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'schema_migrations'").fetchone()
+        assert owner == (APP_USER,), f"the migrations ran as {owner}, not as the application user"
+        return [name for (name,) in conn.execute("SELECT name FROM schema_migrations ORDER BY version")]
+
+
+def app_connections(database) -> list[tuple[bool, str]]:
+    """(TLS in use, client address) of each connection of the application user, as the server reports them."""
+    import psycopg
+
+    with psycopg.connect(database.superuser) as conn:
+        return conn.execute("SELECT s.ssl, host(a.client_addr) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)"
+                            " WHERE a.usename = %s", (APP_USER,)).fetchall()
+
+
+def test_the_first_release_migrates_the_empty_database_before_its_pods_start(k8s, database, ca_url, namespace):
+    import psycopg
+
+    with psycopg.connect(database.superuser) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+    result = deploy(ca_url, FIRST)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert f"Colors {FIRST} is released" in result.stdout
+    assert applied(database) == [name for name, _ in MIGRATIONS]
+    (job,) = migration_jobs(k8s, FIRST)
+    assert job.status.succeeded == 1, job.status
+    pods = release_pods(k8s, FIRST)
+    assert ready(pods)
+    # Every pod of the release was created after its migration had finished.
+    assert min(p.metadata.creation_timestamp for p in pods) >= job.status.completion_time, (
+        job.status.completion_time, [p.metadata.creation_timestamp for p in pods])
+    # The pods' connections come from the worker node's pod network, over TLS (the server accepts nothing else).
+    connections = app_connections(database)
+    assert connections and all(tls for tls, _ in connections), connections
+    assert {address for _, address in connections} <= {p.status.pod_ip for p in pods}, connections
+    configmap = k8s[0].read_namespaced_config_map(bundle_of(pods[0]), NS)
+    assert configmap.immutable and configmap.data["ca.pem"].encode() == ca_url.served["pem"]
+    # The same release again migrates nothing more: no second Job.
+    again = deploy(ca_url, FIRST)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert [j.metadata.uid for j in migration_jobs(k8s, FIRST)] == [job.metadata.uid]
+
+
+def test_a_migration_that_fails_stops_the_release_before_its_pods_start(k8s, database, ca_url, certificates,
+                                                                         namespace):
+    """A bundle that does not verify the database's certificate: the migration fails, the release stops, the
+    running release keeps its own bundle and serves on."""
+    running = release_pods(k8s, FIRST)
+    ca_url.served["pem"] = certificates.other
+    try:
+        started = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        result = deploy(ca_url, SECOND, "-e", "app_release_migration_backoff_limit=0")
+    finally:
+        ca_url.served["pem"] = certificates.ca
+    said = " ".join(result.stdout.split())
+    assert result.returncode != 0
+    assert f"The migrations of Colors {SECOND} failed (Job {NS}/colors-migrate-{SECOND}-" in said, said[-3000:]
+    assert "BackoffLimitExceeded" in said and "migration failed: " in said and "certificate verify failed" in said
+    assert "The running release was not changed." in said
+    assert release_pods(k8s, SECOND) == [], "a pod of the release started though its migration failed"
+    _, apps, _ = k8s
+    assert apps.read_namespaced_deployment("colors", NS).spec.template.metadata.labels[
+        "app.kubernetes.io/version"] == FIRST
+    still = release_pods(k8s, FIRST)
+    assert ready(still) and {p.metadata.uid for p in still} == {p.metadata.uid for p in running}
+    assert {bundle_of(p) for p in still} == {bundle_of(running[0])}
+    (failed,) = migration_jobs(k8s, SECOND)
+    assert failed.status.failed == 1 and failed.metadata.creation_timestamp >= started
+
+    # The right bundle again: the same release runs a new migration Job and goes out; the failed Job stays.
+    result = deploy(ca_url, SECOND)
+    assert result.returncode == 0, result.stdout[-4000:]
+    jobs = migration_jobs(k8s, SECOND)
+    assert len(jobs) == 2 and jobs[0].metadata.uid == failed.metadata.uid and jobs[1].status.succeeded == 1
+    pods = release_pods(k8s, SECOND)
+    assert ready(pods) and {bundle_of(p) for p in pods} == {bundle_of(running[0])}
