@@ -77,6 +77,43 @@ def pods_of(replicaset: dict | None, pods: list[dict]) -> list[dict]:
             and not _get(p, "metadata", "deletionTimestamp")]
 
 
+def _condition(pod: dict, kind: str) -> dict:
+    return next((c for c in _get(pod, "status", "conditions", default=[]) if c.get("type") == kind), {})
+
+
+def _ready(pod: dict) -> bool:
+    return _condition(pod, "Ready").get("status") == "True"
+
+
+def why_not_ready(pod: dict) -> str:
+    """One line on a pod that is not ready, from its own status: where it is stuck (unscheduled, its containers
+    waiting or not ready), with the reason and message the scheduler or the kubelet gave."""
+    name = _get(pod, "metadata", "name")
+    phase = _get(pod, "status", "phase", default="Unknown")
+    scheduled = _condition(pod, "PodScheduled")
+    if scheduled.get("status") != "True":
+        said = scheduled.get("message") or scheduled.get("reason") or "not scheduled yet"
+        return f"pod {name}: {phase}, not scheduled ({said})"
+    node = _get(pod, "spec", "nodeName", default="?")
+    states = []
+    for cs in _get(pod, "status", "containerStatuses", default=[]):
+        state = cs.get("state") or {}
+        if "waiting" in state:
+            waiting = state["waiting"] or {}
+            states.append(f"{cs.get('name')} waiting: {waiting.get('reason', '?')}"
+                          + (f" ({waiting['message']})" if waiting.get("message") else ""))
+        elif "terminated" in state:
+            terminated = state["terminated"] or {}
+            states.append(f"{cs.get('name')} terminated: {terminated.get('reason', '?')}, exit code "
+                          f"{terminated.get('exitCode')}")
+        elif not cs.get("ready"):
+            states.append(f"{cs.get('name')} running, not ready"
+                          + (f", restarts {cs['restartCount']}" if cs.get("restartCount") else ""))
+    ready = _condition(pod, "Ready")
+    said = "; ".join(states) or ready.get("message") or ready.get("reason") or "no container status yet"
+    return f"pod {name} on {node}: {phase}, {said}"
+
+
 CHANGED_DURING_RELEASE = "changed-during-release"
 
 
@@ -124,13 +161,15 @@ def assess(deployment: dict, replicasets: list[dict], pods: list[dict]) -> Verdi
                     + (f" ({message})" if message else "")
                     + (f", restarts {cs.get('restartCount')}" if cs.get("restartCount") else "")], detail)
 
-    # Gate: the controller's own progress verdict (covers readiness that never turns true).
+    # Gate: the controller's own progress verdict (covers readiness that never turns true), with what each pod of the
+    # new revision that is not ready reports about itself.
     for cond in status.get("conditions", []):
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             ready = status.get("readyReplicas", 0)
             return Verdict("failed", "rollout-progress", [
                 f"deployment {name}: ProgressDeadlineExceeded ({cond.get('message', '')}); "
-                f"{ready}/{spec_replicas} replicas ready"], detail)
+                f"{ready}/{spec_replicas} replicas ready"]
+                + [why_not_ready(pod) for pod in pods_of(replicaset, pods) if not _ready(pod)], detail)
 
     complete = (
         status.get("updatedReplicas", 0) == spec_replicas
@@ -143,7 +182,8 @@ def assess(deployment: dict, replicasets: list[dict], pods: list[dict]) -> Verdi
         return Verdict("healthy", detail=detail)
     return Verdict("progressing", evidence=[
         f"deployment {name}: {status.get('updatedReplicas', 0)} updated, {status.get('readyReplicas', 0)} ready, "
-        f"{status.get('availableReplicas', 0)} available of {spec_replicas}"], detail=detail)
+        f"{status.get('availableReplicas', 0)} available of {spec_replicas}"]
+        + [why_not_ready(pod) for pod in pods_of(replicaset, pods) if not _ready(pod)], detail=detail)
 
 
 def prometheus_verdict(name: str, query: str, result: dict, maximum: float) -> Verdict:

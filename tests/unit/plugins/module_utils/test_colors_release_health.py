@@ -72,6 +72,30 @@ def test_the_controllers_progress_deadline_fails_readiness_that_never_comes():
     assert "ProgressDeadlineExceeded" in verdict.evidence[0] and "1/2 replicas ready" in verdict.evidence[0]
 
 
+def test_a_progress_deadline_names_what_each_unready_pod_of_the_new_revision_reports():
+    cond = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "timed out"}
+    unscheduled = {"metadata": {"name": "colors-new-a", "labels": {"pod-template-hash": "new"}},
+                   "status": {"phase": "Pending", "conditions": [
+                       {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                        "message": "0/3 nodes are available: 1 Insufficient cpu."}]}}
+    unready = {"metadata": {"name": "colors-new-b", "labels": {"pod-template-hash": "new"}},
+               "spec": {"nodeName": "worker"},
+               "status": {"phase": "Running", "conditions": [
+                   {"type": "PodScheduled", "status": "True"},
+                   {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                   "containerStatuses": [{"name": "colors", "ready": False, "restartCount": 0,
+                                          "state": {"running": {}}}]}}
+    ready = {"metadata": {"name": "colors-new-c", "labels": {"pod-template-hash": "new"}},
+             "spec": {"nodeName": "worker"},
+             "status": {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"},
+                                                           {"type": "Ready", "status": "True"}]}}
+    verdict = health.assess(deployment(ready=1, updated=3, total=3, conditions=[cond]), RS,
+                            [unscheduled, unready, ready, pod("old")])
+    assert verdict.evidence[1:] == [
+        "pod colors-new-a: Pending, not scheduled (0/3 nodes are available: 1 Insufficient cpu.)",
+        "pod colors-new-b on worker: Running, colors running, not ready"]
+
+
 def _prom(*values):
     return {"status": "success", "data": {"resultType": "vector",
                                           "result": [{"metric": {}, "value": [0, v]} for v in values]}}
