@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Any
 
+import moto_eks
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.security_groups import SecurityGroupRule
@@ -76,6 +77,10 @@ def _authenticate_unless_unsigned_sts(self: Any, iam_request_cls: type, resource
 
 
 ActionAuthenticatorMixin._authenticate_and_authorize_action = _authenticate_unless_unsigned_sts
+
+# Access entries, the authentication mode, where a cluster's API answers, the token's STS request and EKS's
+# authenticator (moto_eks.py); the cluster patches below wrap these.
+moto_eks.install()
 
 _create_cluster = eks_models.EKSBackend.create_cluster
 _delete_cluster = eks_models.EKSBackend.delete_cluster

@@ -32,6 +32,8 @@ from .components import (
     ensure_audit_policy,
     ensure_prometheus_config,
     ensure_registry_config,
+    ensure_token_webhook,
+    serve_cluster,
 )
 from .config import CONTEXT, Config
 from .errors import PlatformError, log
@@ -79,6 +81,7 @@ def cmd_up(cfg: Config, args: argparse.Namespace) -> dict:
     ensure_prometheus_config(cfg, node["address"] if node["enabled"] else None)
     ensure_registry_config(cfg)
     ensure_audit_policy(cfg)
+    ensure_token_webhook(cfg)
     if node["enabled"]:
         ensure_node_config(cfg)
     else:
@@ -177,6 +180,12 @@ def main(argv: list[str] | None = None, cfg: Config | None = None) -> int:
     build.add_argument("--force", action="store_true", help="rebuild even when cached")
     sub.add_parser("env", help="print shell exports for the platform's endpoints")
     sub.add_parser("terraformrc", help="write .platform/terraform.rc for the machine's provider mirror")
+    serve = sub.add_parser("serve-cluster", help="serve an EKS cluster of moto at this API server (its endpoint, "
+                                                 "CA and tokens)")
+    serve.add_argument("name", help="the EKS cluster's name (e.g. colors-staging)")
+    serve.add_argument("--account", required=True, help="the AWS account id the cluster is in")
+    serve.add_argument("--region", required=True, help="the cluster's region")
+    serve.add_argument("--remove", action="store_true", help="stop serving it (moto's own endpoint again)")
     images = sub.add_parser("load-images", help="copy images from the Docker engine into the worker node")
     images.add_argument("refs", nargs="+", metavar="IMAGE")
     args = parser.parse_args(argv)
@@ -189,6 +198,8 @@ def main(argv: list[str] | None = None, cfg: Config | None = None) -> int:
             return 0
         result = {"up": cmd_up, "engine": cmd_engine, "down": cmd_down, "status": cmd_status, "build": cmd_build,
                   "terraformrc": cmd_terraformrc,
+                  "serve-cluster": lambda c, a: {"changed": serve_cluster(c, a.name, a.account, a.region, a.remove),
+                                                 "endpoints": str(c.eks_endpoints)},
                   "load-images": lambda c, a: load_images(c, a.refs)}[args.command](cfg, args)
     except PlatformError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

@@ -61,6 +61,10 @@ def components(cfg: Config, with_node: bool | None = None) -> list[Component]:
             f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
             # What the identities EKS maps do (ensure_audit_policy): the tests derive the deployer's grants from it.
             f"--audit-policy-file={audit_policy_path(cfg)}", f"--audit-log-path={audit_log_path(cfg)}",
+            # EKS tokens (`aws eks get-token`) of the clusters this API server serves, authenticated as EKS does
+            # (moto: localplatform/moto_eks.py, eks_authenticator.py); client certificates keep working beside them.
+            f"--authentication-token-webhook-config-file={token_webhook_path(cfg)}",
+            "--authentication-token-webhook-version=v1", "--authentication-token-webhook-cache-ttl=10s",
             "--audit-log-format=json", "--audit-log-maxsize=100", "--audit-log-maxbackup=1",
         ], ("https-client", f"https://127.0.0.1:{p['kube_apiserver']}/readyz"), start_timeout=90),
         component("kube-controller-manager", ["kube_controller_manager"], [
@@ -133,7 +137,9 @@ def components(cfg: Config, with_node: bool | None = None) -> list[Component]:
             str(venv_bin / "python"), str(here / "moto_server.py"), "-H", "127.0.0.1", "-p", str(p["moto"]),
         ], ("http", f"http://127.0.0.1:{p['moto']}/moto-api/"),
             # ACM certificates validate after 2 s instead of 60 (the edge module waits for validation).
-            env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "2"}),
+            # The endpoints file: which EKS clusters the local API server serves (`platformctl serve-cluster`).
+            env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "2",
+                 "COLORS_EKS_ENDPOINTS": str(cfg.eks_endpoints)}),
         # The Docker engine that builds the Colors image (Debian's docker.io). An engine the machine already runs
         # is used as it is.
         component("dockerd", [], ["/usr/sbin/dockerd", f"--pidfile={state / 'run' / 'dockerd.engine.pid'}"],
@@ -164,6 +170,42 @@ def ensure_audit_policy(cfg: Config) -> None:
               "rules": [{"level": "Metadata", "userGroups": AUDITED_GROUPS}, {"level": "None"}]}
     audit_log_path(cfg).parent.mkdir(parents=True, exist_ok=True)
     write_if_changed(audit_policy_path(cfg), yaml.safe_dump(policy, sort_keys=False))
+
+
+def token_webhook_path(cfg: Config) -> Path:
+    return cfg.state / "eks-token-webhook.kubeconfig"
+
+
+def ensure_token_webhook(cfg: Config) -> None:
+    """The API server's webhook token authenticator: EKS's, served by the local platform's moto (plain HTTP on
+    loopback; the TokenReview carries the token, which proves itself through STS)."""
+    url = f"http://127.0.0.1:{cfg.ports['moto']}/moto-api/eks/authenticate"
+    config = {"apiVersion": "v1", "kind": "Config",
+              "clusters": [{"name": "eks-authenticator", "cluster": {"server": url}}],
+              "users": [{"name": "kube-apiserver", "user": {}}],
+              "contexts": [{"name": "webhook", "context": {"cluster": "eks-authenticator", "user": "kube-apiserver"}}],
+              "current-context": "webhook"}
+    write_if_changed(token_webhook_path(cfg), yaml.safe_dump(config, sort_keys=False))
+
+
+def serve_cluster(cfg: Config, name: str, account: str, region: str, remove: bool = False) -> bool:
+    """Name an EKS cluster as served by this platform's API server: moto describes it with the API server's
+    endpoint and CA, and authenticates its tokens. Returns True when the file changed."""
+    import base64
+
+    served = json.loads(cfg.eks_endpoints.read_text()) if cfg.eks_endpoints.exists() else {}
+    before = dict(served)
+    if remove:
+        served.pop(name, None)
+    else:
+        served[name] = {"endpoint": f"https://127.0.0.1:{cfg.ports['kube_apiserver']}", "account": account,
+                        "region": region,
+                        "certificateAuthority": base64.b64encode((cfg.pki / "ca.crt").read_bytes()).decode()}
+    if served == before:
+        return False
+    cfg.state.mkdir(parents=True, exist_ok=True)
+    cfg.eks_endpoints.write_text(json.dumps(served, indent=2, sort_keys=True))
+    return True
 
 
 def ensure_registry_config(cfg: Config) -> None:

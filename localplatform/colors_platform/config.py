@@ -71,6 +71,11 @@ class Config:
         return self.state / "alertmanager"
 
     @property
+    def eks_endpoints(self) -> Path:
+        """The EKS clusters this platform's API server serves (moto describes them with its endpoint and CA)."""
+        return self.state / "eks-endpoints.json"
+
+    @property
     def registry_dir(self) -> Path:
         return self.state / "registry"
 
