@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
@@ -12,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from colors_platform.database import postgres_server  # noqa: F401 - the tests' PostgreSQL, shared with the rehearsal
 
 REPO = Path(__file__).resolve().parents[1]
 PLATFORM = yaml.safe_load((REPO / "localplatform" / "platform.yml").read_text())
@@ -109,55 +109,6 @@ def load_plugin(relative: str, name: str | None = None):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-@contextlib.contextmanager
-def postgres_server(address: str = "127.0.0.1", tls: tuple[Path, Path] | None = None):
-    """A throw-away PostgreSQL cluster on a free port of `address` (loopback by default), run as the `postgres` user
-    (the server refuses root). Yields (url, stop, start): stop() and start() take the server down and up again (an
-    outage). The url is the superuser's, over loopback; on another address (the worker node's pods reach the host's)
-    only password logins are accepted, as from an RDS client - and with tls (certificate, key) only over TLS."""
-    import glob
-    import shutil
-    import tempfile
-
-    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    if not bindirs:
-        raise AssertionError("PostgreSQL server binaries are missing: `make toolchain` installs the postgresql package")
-    bindir, port = Path(bindirs[-1]), free_port()
-    data = Path(tempfile.mkdtemp(prefix="colors-pg-"))
-    shutil.chown(data, "postgres", "postgres")
-
-    def pg(*argv: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, text=True,
-                       timeout=120)
-
-    def start() -> None:
-        pg(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "server.log"),
-           "-o", f"-p {port} -k {data} -c listen_addresses={','.join(sorted({'127.0.0.1', address}))}" + ssl, "start")
-
-    def stop() -> None:
-        pg(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop")
-
-    pg(str(bindir / "initdb"), "-D", str(data / "db"), "-U", "colors", "--auth=trust", "-E", "UTF8")
-    ssl = ""
-    if tls:
-        for source, name in zip(tls, ("server.crt", "server.key"), strict=True):
-            shutil.copy(source, data / name)
-            shutil.chown(data / name, "postgres", "postgres")
-            (data / name).chmod(0o600)
-        ssl = f" -c ssl=on -c ssl_cert_file={data / 'server.crt'} -c ssl_key_file={data / 'server.key'}"
-    if address != "127.0.0.1":
-        hba = data / "db" / "pg_hba.conf"
-        hba.write_text(hba.read_text() + f"{'hostssl' if tls else 'host'} all all 0.0.0.0/0 scram-sha-256\n")
-    start()
-    try:
-        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "colors", "colors")
-        yield f"postgresql://colors@127.0.0.1:{port}/colors", stop, start
-    finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m",
-                        "immediate", "stop"], capture_output=True, check=False)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def wait_for(what: str, check, timeout: float = 90, every: float = 1):

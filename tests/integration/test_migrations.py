@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
 from colors_app.store import MIGRATIONS
+from colors_platform.database import database_certificates, served_bundle
 from helpers import ansible_playbook, image_as, moto_client, postgres_server
 
 pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
@@ -33,51 +30,17 @@ CA_PATH = "/etc/colors/database-ca/ca.pem"  # where app_release mounts the bundl
 NODE_PORT = 30082
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def _ca(folder: Path, name: str) -> tuple[Path, Path]:
-    key, crt = folder / f"{name}.key", folder / f"{name}.crt"
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt), "-days", "1",
-             "-subj", f"/CN=Colors test {name}")
-    return crt, key
-
-
 @pytest.fixture(scope="module")
 def certificates(worker_node, tmp_path_factory):
     """The database's own CA and its server certificate for the host's address; and a CA that signed nothing."""
-    folder = tmp_path_factory.mktemp("database-ca")
-    ca, ca_key = _ca(folder, "database CA")
-    other, _ = _ca(folder, "other CA")
-    key, csr, crt, ext = (folder / n for n in ("server.key", "server.csr", "server.crt", "server.ext"))
-    ext.write_text(f"subjectAltName=IP:{worker_node['address']}\n")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-             "-subj", f"/CN={worker_node['address']}")
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-             "-out", str(crt), "-days", "1", "-extfile", str(ext))
-    return SimpleNamespace(ca=ca.read_bytes(), other=other.read_bytes(), server=(crt, key))
+    return database_certificates(tmp_path_factory.mktemp("database-ca"), worker_node["address"])
 
 
 @pytest.fixture(scope="module")
 def ca_url(certificates):
     """Where the release fetches the bundle (RDS: truststore.pki.rds.amazonaws.com); `served` is what it answers."""
-    served = {"pem": certificates.ca}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-pem-file")
-            self.end_headers()
-            self.wfile.write(served["pem"])
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}/ca-bundle.pem", served=served)
-    server.shutdown()
+    with served_bundle(certificates.ca) as (url, served):
+        yield SimpleNamespace(url=url, served=served)
 
 
 @pytest.fixture(scope="module")
