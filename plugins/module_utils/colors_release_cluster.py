@@ -100,6 +100,26 @@ class ClusterApi:
     def pods(self, namespace: str, selector: str) -> list[dict]:
         return self._dict(self._pods.get(namespace=namespace, label_selector=selector))["items"]
 
+    def proxy_get(self, namespace: str, service: str, port: str, path: str) -> tuple[int, bytes]:
+        """GET `path` (with its query) of a Service's port through the API server's service proxy, as this run's
+        identity: (status, body) of the answer. Reaches the cluster's inside wherever the API server is reachable
+        (a runner in the VPC, AWX) - the gates need no other route. An answer of the API server itself that no
+        endpoint could give (no endpoints, refused) is a 503 whose body is a Kubernetes Status."""
+        from kubernetes.client.rest import ApiException
+
+        from urllib.parse import parse_qsl
+
+        path, _, query = path.partition("?")
+        resource_path = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}"
+        try:
+            response = self.client.client.call_api(resource_path, "GET", query_params=parse_qsl(query),
+                                                   auth_settings=["BearerToken"], _preload_content=False,
+                                                   _request_timeout=10)
+        except ApiException as exc:
+            return exc.status, (exc.body or b"") if isinstance(exc.body, bytes) else str(exc.body or "").encode()
+        answer = response[0] if isinstance(response, tuple) else response
+        return answer.status, answer.data
+
     def ledger(self, namespace: str, release: str) -> list[dict]:
         selector = f"{LEDGER_LABEL}={release}"
         items = self._dict(self._configmaps.get(namespace=namespace, label_selector=selector))["items"]
@@ -125,7 +145,8 @@ def image_of(deployment: dict | None) -> str | None:
 
 
 # The ClusterApi calls that only read; a read may be asked again, a write is never sent twice.
-READS = frozenset({"get_deployment", "get_service", "endpoint_pods", "apply_dry_run", "replicasets", "pods", "ledger"})
+READS = frozenset({"get_deployment", "get_service", "endpoint_pods", "apply_dry_run", "replicasets", "pods", "ledger",
+                   "proxy_get"})
 
 
 class ApiUnavailable(ReleaseFailed):

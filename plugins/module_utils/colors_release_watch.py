@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import ClusterApi, image_of
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_health import (
@@ -25,28 +26,64 @@ def _require_http(url: str) -> None:
         raise ValueError(f"{url!r} is not an http:// or https:// URL")
 
 
-def http_smoke(url: str, expect_status: int, timeout: float = 5.0, retry_seconds: float = 10.0,
+@dataclass
+class Target:
+    """Where a gate sends its requests: `get(path)` -> (status, body) of a GET of the path (with its query), or
+    OSError when nothing answered; `where` names it in messages (the URL, or the Service and the route to it)."""
+
+    where: str
+    get: Callable[[str], tuple[int, bytes]]
+
+
+def url_target(url: str, timeout: float = 10.0) -> Target:
+    """A target reached directly: the URL with the path appended (an empty path: the URL itself)."""
+    def get(path: str) -> tuple[int, bytes]:
+        full = url.rstrip("/") + path if path else url
+        _require_http(full)
+        try:
+            with urllib.request.urlopen(full, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only, checked above
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read() or b""
+    return Target(url, get)
+
+
+def service_target(api: ClusterApi, namespace: str, service: str, port: str) -> Target:
+    """A target reached through the API server's service proxy, as the run's own identity: from wherever the
+    deploy runs (a runner in the VPC, AWX), with no other route into the cluster. When the API server itself
+    answers that no endpoint could (a Kubernetes Status of 503: no endpoints, refused), nothing answered."""
+    def get(path: str) -> tuple[int, bytes]:
+        status, body = api.proxy_get(namespace, service, port, path)
+        if status == 503 and b'"kind":"Status"' in body.replace(b" ", b""):
+            try:
+                message = json.loads(body).get("message", "")
+            except ValueError:
+                message = body[:200].decode(errors="replace")
+            raise ConnectionError(f"the API server's proxy reached no endpoint: {message}")
+        return status, body
+    return Target(f"service {namespace}/{service}:{port} (through the API server)", get)
+
+
+def http_smoke(target: Target | str, expect_status: int, path: str = "", retry_seconds: float = 10.0,
                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Verdict:
-    """GET the URL once and judge its status. A connection that fails (refused, reset, timed out) is asked again for
-    up to `retry_seconds`: a node's proxy can lag a second behind the endpoints; an answer is final."""
+    """GET the path of the target (a URL: the URL itself) once and judge its status. A connection that fails
+    (refused, reset, timed out, no endpoint) is asked again for up to `retry_seconds`: a node's proxy can lag a
+    second behind the endpoints; an answer is final."""
+    target = url_target(target) if isinstance(target, str) else target
+    what = f"{target.where}{path}" if path else target.where
     start = clock()
     while True:
         try:
-            _require_http(url)
-            with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only, checked above
-                status = resp.status
-            break
-        except urllib.error.HTTPError as exc:
-            status = exc.code
+            status, _ = target.get(path)
             break
         except ValueError as exc:
-            return Verdict("failed", "http-smoke", [f"GET {url}: {exc}"])
+            return Verdict("failed", "http-smoke", [f"GET {what}: {exc}"])
         except (urllib.error.URLError, OSError) as exc:
             if clock() - start >= retry_seconds:
-                return Verdict("failed", "http-smoke", [f"GET {url}: {exc}"])
+                return Verdict("failed", "http-smoke", [f"GET {what}: {exc}"])
             sleep(0.5)
     if status != expect_status:
-        return Verdict("failed", "http-smoke", [f"GET {url} answered {status}, expected {expect_status}"])
+        return Verdict("failed", "http-smoke", [f"GET {what} answered {status}, expected {expect_status}"])
     return Verdict("healthy")
 
 
@@ -55,19 +92,20 @@ UNREACHABLE = "unreachable"
 PROMETHEUS_UNREACHABLE = "prometheus-unreachable"
 
 
-def prometheus_query(url: str, query: str, timeout: float = 10.0) -> dict:
-    full = f"{url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+def prometheus_query(target: Target | str, query: str) -> dict:
+    target = url_target(target) if isinstance(target, str) else target
     try:
-        _require_http(full)
-        with urllib.request.urlopen(full, timeout=timeout) as resp:  # noqa: S310 # nosec B310 - http(s) only, checked above
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code >= 500:  # Prometheus (or what is in front of it) cannot answer now: not the query's fault
-            return {"status": "error", "errorType": UNREACHABLE,
-                    "error": f"Prometheus at {url} answered HTTP {exc.code}"}
-        return json.loads(exc.read() or b"{}") or {"status": "error", "error": f"HTTP {exc.code}"}
+        status, body = target.get(f"/api/v1/query?{urllib.parse.urlencode({'query': query})}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return {"status": "error", "errorType": UNREACHABLE, "error": f"Prometheus at {url} unreachable: {exc}"}
+        return {"status": "error", "errorType": UNREACHABLE,
+                "error": f"Prometheus at {target.where} unreachable: {exc}"}
+    if status >= 500:  # Prometheus (or what is in front of it) cannot answer now: not the query's fault
+        return {"status": "error", "errorType": UNREACHABLE,
+                "error": f"Prometheus at {target.where} answered HTTP {status}"}
+    try:
+        return json.loads(body or b"{}") or {"status": "error", "error": f"HTTP {status}"}
+    except ValueError:
+        return {"status": "error", "error": f"HTTP {status}: {body[:200]!r}"}
 
 
 # Where a metric gate's query says `$pods`, the engine puts the label matchers of the pods it judges: their namespace
@@ -82,7 +120,7 @@ def pod_selector(namespace: str, template_hash: str | None) -> str:
     return f'namespace="{namespace}",{TEMPLATE_HASH_LABEL}="{template_hash or ""}"'
 
 
-def metric_gates(url: str, queries: list[dict], selector: str, no_data_timeout: float,
+def metric_gates(url: Target | str, queries: list[dict], selector: str, no_data_timeout: float,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Verdict:
     """Every query once with data and within its maximum: healthy; the first above its maximum: failed. A query with
     no data is inconclusive and asked again (new pods need a scrape or two) until `no_data_timeout` seconds have
@@ -158,6 +196,9 @@ class RolloutWatcher:
         labels = manifest["spec"]["selector"]["matchLabels"]
         self.selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         self.applied: dict | None = None
+        # The Service a smoke gate by path asks (through the API server): the release's, or a blue-green release's
+        # preview Service, which routes to the colour being judged.
+        self.smoke_service: str | None = None
 
     def snapshot(self) -> tuple[dict | None, list[dict], list[dict]]:
         """The Deployment, its ReplicaSets and its pods, as the cluster has them now."""
@@ -255,12 +296,19 @@ class RolloutWatcher:
 
     def gates(self, template_hash: str | None = None) -> Verdict:
         smoke = self.p.get("http_smoke") or {}
-        if smoke.get("url"):
-            verdict = http_smoke(smoke["url"], smoke.get("expect_status", 200))
+        if smoke.get("url") or smoke.get("path"):
+            target = url_target(smoke["url"]) if smoke.get("url") else service_target(
+                self.api, self.namespace, self.smoke_service or self.p["service"]["metadata"]["name"],
+                smoke.get("port") or "http")
+            verdict = http_smoke(target, smoke.get("expect_status", 200), "" if smoke.get("url") else smoke["path"],
+                                 clock=self.clock, sleep=self.sleep)
             if verdict.state == "failed":
                 return verdict
         prom = self.p.get("prometheus") or {}
-        if not prom.get("url") or not prom.get("queries"):
+        service = prom.get("service") or {}
+        if not (prom.get("url") or service) or not prom.get("queries"):
             return Verdict("healthy")
-        return metric_gates(prom["url"], prom["queries"], pod_selector(self.namespace, template_hash),
+        target = url_target(prom["url"]) if prom.get("url") else service_target(
+            self.api, service["namespace"], service["name"], service["port"])
+        return metric_gates(target, prom["queries"], pod_selector(self.namespace, template_hash),
                             float(prom.get("no_data_timeout") or 0), self.clock, self.sleep)

@@ -358,7 +358,7 @@ def test_a_prometheus_nobody_listens_on_is_unreachable():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    answer = watch.prometheus_query(f"http://127.0.0.1:{port}", "up", timeout=2)
+    answer = watch.prometheus_query(watch.url_target(f"http://127.0.0.1:{port}", timeout=2), "up")
     assert answer["errorType"] == watch.UNREACHABLE and f"Prometheus at http://127.0.0.1:{port} unreachable" in \
         answer["error"]
 
@@ -416,7 +416,7 @@ def test_a_rolling_release_behind_its_service_is_judged_once_the_service_routes_
     cluster.endpoint_pods = endpoint_pods
     smoked = []
     monkeypatch.setattr(watch, "http_smoke",
-                        lambda url, status: smoked.append(len(looks)) or watch.Verdict("healthy"))
+                        lambda target, status, path, **_: smoked.append(len(looks)) or watch.Verdict("healthy"))
     params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
               "auto_rollback": True, "poll_interval": 0, "http_smoke": {"url": "http://colors/"},
               "service": {"metadata": {"name": "colors"}, "spec": {"selector": {}}}}
