@@ -267,6 +267,10 @@ bench-zero-downtime: node-image ## Failed requests and p95 under load during a r
 bench-pipelines: up ## Workflow jobs under act (runner image, uid 1001) beside the same make targets on the host
 	@$(VENV)/bin/python bench/pipeline_bench.py
 
+.PHONY: rehearsal
+rehearsal: up image ops-toolchain ## The staging rehearsal: inventories/staging, endpoints swapped, from the deploy workflow to the pods
+	@COLORS_OPS_VENV=$(OPS_VENV) $(VENV)/bin/python tools/rehearsal.py $(REHEARSAL_ARGS)
+
 .PHONY: game-day
 game-day: node-image ## The recovery drills of decision 0003 (release, database PITR, infrastructure, state) vs its objectives
 	@$(VENV)/bin/python tools/game_day.py $(GAME_DAY_ARGS)

@@ -32,8 +32,8 @@ class Refused(Exception):
     """The token authenticates no one; the message says why."""
 
 
-def token_request(token: str) -> tuple[str, dict[str, str]]:
-    """(host, query) of the presigned request a well-formed token carries, or Refused."""
+def token_request(token: str) -> tuple[str, str]:
+    """(host, query as sent) of the presigned request a well-formed token carries, or Refused."""
     if not token.startswith(TOKEN_PREFIX):
         raise Refused("not an EKS token (k8s-aws-v1.)")
     payload = token[len(TOKEN_PREFIX):]
@@ -54,7 +54,7 @@ def token_request(token: str) -> tuple[str, dict[str, str]]:
         raise Refused(f"the token's action is {query.get('Action')!r}, not GetCallerIdentity")
     if CLUSTER_HEADER not in query.get("X-Amz-SignedHeaders", "").split(";"):
         raise Refused(f"the cluster's name ({CLUSTER_HEADER}) is not signed")
-    return url.netloc, query
+    return url.netloc, url.query
 
 
 def identity(arn: str, entry: dict | None, policies: list[str], cluster: str) -> dict:
@@ -74,12 +74,12 @@ def identity(arn: str, entry: dict | None, policies: list[str], cluster: str) ->
             "extra": {"arn": [arn], "canonicalArn": [role_arn], "sessionName": [session]}}
 
 
-def review(token: str, clusters: list[str], verify: Callable[[str, dict[str, str], str], str],
+def review(token: str, clusters: list[str], verify: Callable[[str, str, str], str],
            access_entry: Callable[[str, str], tuple[dict | None, list[str]]]) -> dict:
     """The status of a TokenReview of `token` on an API server that serves `clusters`.
 
-    verify(host, query, cluster) -> the caller's ARN, if STS verifies the request signed for that cluster (else it
-    raises Refused); access_entry(cluster, role ARN) -> (the entry or None, its access policy ARNs)."""
+    verify(host, query as sent, cluster) -> the caller's ARN, if STS verifies the request signed for that cluster
+    (else it raises Refused); access_entry(cluster, role ARN) -> (the entry or None, its access policy ARNs)."""
     try:
         host, query = token_request(token)
         last = "this API server serves no cluster"

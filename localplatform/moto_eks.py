@@ -211,6 +211,7 @@ class AccessEntries:
 # webhook token authenticator of an API server that serves the clusters of the endpoints file.
 
 QUERY_CREDENTIAL = "X-Amz-Credential"
+TOKEN_LIFETIME = 15 * 60  # seconds an EKS token is answered after it was signed (aws-iam-authenticator's window)
 AUTH_PARAMS = {QUERY_CREDENTIAL, "X-Amz-Algorithm", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
                "X-Amz-Signature", "X-Amz-Security-Token"}
 
@@ -258,17 +259,18 @@ def _secret_of(key: str) -> tuple[str, str | None, Any] | None:
     return None
 
 
-def presigned_caller(host: str, query: dict[str, str], headers: dict[str, str], now: float) -> str:
-    """The ARN of the caller whose key signed this presigned GetCallerIdentity (GET https://<host>/?<query> with
-    `headers`), or SignatureError naming what does not hold: unknown key or session, expired, or a signature that
-    is not this request's with the key's secret."""
+def presigned_caller(host: str, raw_query: str, headers: dict[str, str], now: float) -> str:
+    """The ARN of the caller whose key signed this presigned GetCallerIdentity (GET https://<host>/?<raw_query>
+    with `headers`), or SignatureError naming what does not hold: unknown key or session, expired, or a signature
+    that is not this request's with the key's secret. The signature is recomputed over the query as sent (its
+    encoding and its X-Amz-Date), as STS does."""
     import datetime
-    from urllib.parse import urlencode
 
     from botocore.auth import SigV4QueryAuth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
+    query = _parse_query(raw_query)
     try:
         key, _, region, service, _ = query[QUERY_CREDENTIAL].split("/")
         signed = datetime.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
@@ -279,16 +281,20 @@ def presigned_caller(host: str, query: dict[str, str], headers: dict[str, str], 
     if known is None or (known[1] is not None and query.get("X-Amz-Security-Token") != known[1]):
         raise SignatureError("the security token included in the request is invalid")
     secret, token, backend = known
-    if not signed.timestamp() - 300 <= now <= signed.timestamp() + expires:
-        raise SignatureError(f"the request expired (signed {query['X-Amz-Date']}, valid {expires} s)")
+    # STS answers an EKS token for 15 minutes after it was signed, whatever its X-Amz-Expires (get-token signs
+    # with 60 s; the kubeconfig's exec plugin reuses the token for 14 minutes).
+    valid = max(expires, TOKEN_LIFETIME)
+    if not signed.timestamp() - 300 <= now <= signed.timestamp() + valid:
+        raise SignatureError(f"the request expired (signed {query['X-Amz-Date']}, valid {valid} s)")
+    unsigned = "&".join(pair for pair in raw_query.split("&") if not pair.startswith("X-Amz-Signature="))
     lowered = {k.lower(): v for k, v in headers.items()}
-    plain = urlencode(sorted((k, v) for k, v in query.items() if k not in AUTH_PARAMS))
-    request = AWSRequest(method="GET", url=f"https://{host}/?{plain}",
+    request = AWSRequest(method="GET", url=f"https://{host}/?{unsigned}",
                          headers={n: lowered.get(n, "") for n in query.get("X-Amz-SignedHeaders", "").split(";")
                                   if n and n != "host"})
     request.context["timestamp"] = query["X-Amz-Date"]
-    SigV4QueryAuth(Credentials(key, secret, token), service, region, expires=expires).add_auth(request)
-    if _parse_query(request.url.split("?", 1)[1]).get("X-Amz-Signature") != query.get("X-Amz-Signature"):
+    auth = SigV4QueryAuth(Credentials(key, secret, token), service, region, expires=expires)
+    signature = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+    if signature != query.get("X-Amz-Signature"):
         raise SignatureError("the signature does not match the request and the key's secret")
     return backend.get_caller_identity(key, region)[1]
 
@@ -300,13 +306,14 @@ class SignatureError(Exception):
 def _get_caller_identity_verified(original: Any) -> Any:
     def get_caller_identity(self: Any) -> Any:
         import time
+        from urllib.parse import urlsplit
 
         from moto.sts.exceptions import STSClientError
 
-        query = {k: v[0] for k, v in self.querystring.items()}
-        if "X-Amz-Signature" in query and "Authorization" not in self.headers:
+        raw_query = urlsplit(self.uri).query
+        if "X-Amz-Signature=" in raw_query and "Authorization" not in self.headers:
             try:
-                presigned_caller(self.headers.get("Host", ""), query, dict(self.headers), time.time())
+                presigned_caller(self.headers.get("Host", ""), raw_query, dict(self.headers), time.time())
             except SignatureError as exc:
                 raise STSClientError("SignatureDoesNotMatch", str(exc)) from exc
         return original(self)
@@ -322,9 +329,9 @@ def authenticate(request: Any, full_url: str, headers: Any) -> tuple[int, dict, 
 
     served = endpoints()
 
-    def verify(host: str, query: dict[str, str], cluster: str) -> str:
+    def verify(host: str, raw_query: str, cluster: str) -> str:
         try:
-            return presigned_caller(host, query, {eks_authenticator.CLUSTER_HEADER: cluster}, time.time())
+            return presigned_caller(host, raw_query, {eks_authenticator.CLUSTER_HEADER: cluster}, time.time())
         except SignatureError as exc:
             raise eks_authenticator.Refused(str(exc)) from exc
 

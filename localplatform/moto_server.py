@@ -17,7 +17,8 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.eks import models as eks_models
-from moto.iam.access_control import IAMPolicyStatement
+from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase, PermissionResult
+from moto.iam.policy_conditions import CONDITION_OPERATIONS
 from moto.rds import models as rds_models
 from moto.server import main
 
@@ -62,6 +63,59 @@ def _check_principal_with_role_sessions(self: Any, principal: str) -> bool:
 
 
 IAMPolicyStatement._check_principal = _check_principal_with_role_sessions
+
+_is_action_permitted = IAMPolicyStatement.is_action_permitted
+
+
+def _bool_operation(expected: list[str] | str, actual: str) -> bool:
+    wanted = expected if isinstance(expected, list) else [expected]
+    return str(actual).lower() in [str(value).lower() for value in wanted]
+
+
+# moto treated a condition operator it does not know as met; Bool is one (aws:SecureTransport, aws:MultiFactorAuth...).
+CONDITION_OPERATIONS["Bool"] = _bool_operation
+
+
+def _as_aws_evaluates_it(self: Any, action: str, resource: str = "*", principal: str | None = None,
+                         incoming_condition_values: dict[str, str] | None = None) -> Any:
+    """A statement is evaluated with the request's context as AWS has it - aws:SecureTransport is true: the SDKs
+    call AWS over TLS (the local AWS API, on loopback, stands in for that endpoint) - and a statement whose
+    Condition does not hold does not apply (neither allows nor denies). moto denied the action outright, so the
+    state bucket's "DenyPlainHttp" (Deny when aws:SecureTransport is false) refused every request with IAM
+    enforced, and an Allow with an unmet condition denied what another statement allowed. A statement scoped to
+    resources matched no request whose resource moto does not name (every service but S3): Terraform's
+    least-privilege policies allowed nothing."""
+    values = {"aws:SecureTransport": "true", **(incoming_condition_values or {})}
+    statement = self
+    if resource == "*" and self._statement.get("Resource") not in (None, "*", ["*"]):
+        # moto names the resource of S3 requests only ("*" for every other service): a statement scoped to
+        # resources (Terraform's policies are) is judged by its actions, as moto judges every other statement.
+        statement = IAMPolicyStatement({**self._statement, "Resource": "*"})
+    result = _is_action_permitted(statement, action, resource, principal, values)
+    if result is PermissionResult.DENIED and self._statement.get("Condition") and not self._check_conditions(values):
+        return PermissionResult.NEUTRAL
+    return result
+
+
+IAMPolicyStatement.is_action_permitted = _as_aws_evaluates_it
+
+_create_aws_request = IAMRequestBase._create_aws_request
+
+
+def _signed_with_the_payload_sent(self: Any) -> Any:
+    """With IAM enforced, moto recomputed the signature of a REST API's GET or DELETE without a body (e.g. EKS
+    DescribeCluster) over the request's parsed parameters instead of the empty payload, so every such call failed
+    with SignatureDoesNotMatch; the signature covers the bytes sent (a query API's POST: its form, as before)."""
+    if self._method in ("GET", "HEAD", "DELETE") and self._body == b"" and not isinstance(self._data, (bytes, str)):
+        saved, self._data = self._data, b""
+        try:
+            return _create_aws_request(self)
+        finally:
+            self._data = saved
+    return _create_aws_request(self)
+
+
+IAMRequestBase._create_aws_request = _signed_with_the_payload_sent
 
 # STS calls that AWS answers unsigned: the caller has no credentials yet, the token or assertion is the proof.
 UNSIGNED_STS_ACTIONS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}

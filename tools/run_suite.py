@@ -12,7 +12,8 @@
   lowest CPU priority (nice 19, its own autogroup): on two cores it must not slow the cluster lane, the longer of
   the two, which it did by 25-40 % at equal priority.
 - alone, after both: modules that change what every other test relies on - test_aws_permissions turns IAM
-  enforcement on in the one moto server both lanes call.
+  enforcement on in the one moto server both lanes call; test_rehearsal does too, and takes the cluster over as
+  staging's (the worker node untainted, the simulated nodes cordoned, the colors namespace replaced).
 
 Each lane's output is printed whole (the side lane's once it ends); the run fails when any step fails or collects
 no test (pytest's exit status 5; `make molecule` fails when no scenario passed), and names which.
@@ -36,7 +37,7 @@ SIDE = ("tests/unit", "tests/integration/test_terraform_plans.py", "tests/integr
         "tests/integration/test_scan.py", "tests/integration/test_app_postgres.py",
         "tests/integration/test_pipelines.py", "tests/integration/test_runners.py")
 SIDE_MOLECULE = ("infrastructure",)
-ALONE = ("tests/integration/test_aws_permissions.py",)
+ALONE = ("tests/integration/test_aws_permissions.py", "tests/integration/test_rehearsal.py")
 
 
 def lanes() -> dict[str, list[str]]:

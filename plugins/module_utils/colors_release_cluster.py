@@ -105,20 +105,18 @@ class ClusterApi:
         identity: (status, body) of the answer. Reaches the cluster's inside wherever the API server is reachable
         (a runner in the VPC, AWX) - the gates need no other route. An answer of the API server itself that no
         endpoint could give (no endpoints, refused) is a 503 whose body is a Kubernetes Status."""
-        from kubernetes.client.rest import ApiException
-
         from urllib.parse import parse_qsl
+
+        from kubernetes.client.rest import ApiException
 
         path, _, query = path.partition("?")
         resource_path = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}"
         try:
-            response = self.client.client.call_api(resource_path, "GET", query_params=parse_qsl(query),
-                                                   auth_settings=["BearerToken"], _preload_content=False,
-                                                   _request_timeout=10)
-        except ApiException as exc:
-            return exc.status, (exc.body or b"") if isinstance(exc.body, bytes) else str(exc.body or "").encode()
-        answer = response[0] if isinstance(response, tuple) else response
-        return answer.status, answer.data
+            response = self.client.request("GET", resource_path, query_params=parse_qsl(query), _request_timeout=10,
+                                           serialize=False)
+        except ApiException as exc:  # any answer but 2xx
+            return exc.status, exc.body if isinstance(exc.body, bytes) else str(exc.body or "").encode()
+        return response.status, response.data
 
     def ledger(self, namespace: str, release: str) -> list[dict]:
         selector = f"{LEDGER_LABEL}={release}"

@@ -225,6 +225,20 @@ def routed(service: dict, color: str) -> dict:
     return body
 
 
+PREVIEW_SUFFIX = "-preview"
+
+
+def preview(service: dict, color: str) -> dict:
+    """The preview Service of a blue-green release: <service>-preview, routing to the colour being judged, inside
+    the cluster only (ClusterIP, no node port), so its gates meet the new colour before the Service switches."""
+    body = routed(service, color)
+    body["metadata"]["name"] = service["metadata"]["name"] + PREVIEW_SUFFIX
+    body["spec"]["type"] = "ClusterIP"
+    body["spec"]["ports"] = [{k: v for k, v in port.items() if k != "nodePort"}
+                             for port in body["spec"].get("ports") or []]
+    return body
+
+
 class BlueGreenRelease:
     """Two Deployments, <name>-blue and <name>-green; the Service selects one colour.
 
@@ -275,7 +289,9 @@ class BlueGreenRelease:
         # Full size again, also when an earlier failure scaled it to zero; from now on a later generation of this
         # colour's Deployment is another hand's change.
         watcher.expect(self.api.apply("Deployment", body))
-        watcher.report(f"{target} takes {result['image']} at full size; traffic stays on {active or 'nothing'}")
+        watcher.smoke_service = self.api.apply("Service", preview(self.p["service"], target))["metadata"]["name"]
+        watcher.report(f"{target} takes {result['image']} at full size; traffic stays on {active or 'nothing'}; "
+                       f"the gates ask {target} through {watcher.smoke_service}")
         verdict = watcher.judge()
         if verdict.state == "healthy":  # healthy as judged, and still what this run applied, and traffic where it was
             verdict = watcher.changed() or self._switched_by_another(active) or verdict

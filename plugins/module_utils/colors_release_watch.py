@@ -294,14 +294,23 @@ class RolloutWatcher:
             self.sleep(pause)
             pause = min(pause * 2, 1.0)
 
+    def smoke_target(self) -> tuple[Target, str] | None:
+        """Where the smoke gate asks, and the path: a blue-green colour through its preview Service when a path is
+        given (the release's URL reaches the colour that serves, not the one judged); otherwise the URL if given,
+        else the path through the release's Service."""
+        smoke = self.p.get("http_smoke") or {}
+        by_service = smoke.get("path") and (self.smoke_service or not smoke.get("url"))
+        if by_service:
+            service = self.smoke_service or self.p["service"]["metadata"]["name"]
+            return service_target(self.api, self.namespace, service, smoke.get("port") or "http"), smoke["path"]
+        return (url_target(smoke["url"]), "") if smoke.get("url") else None
+
     def gates(self, template_hash: str | None = None) -> Verdict:
         smoke = self.p.get("http_smoke") or {}
-        if smoke.get("url") or smoke.get("path"):
-            target = url_target(smoke["url"]) if smoke.get("url") else service_target(
-                self.api, self.namespace, self.smoke_service or self.p["service"]["metadata"]["name"],
-                smoke.get("port") or "http")
-            verdict = http_smoke(target, smoke.get("expect_status", 200), "" if smoke.get("url") else smoke["path"],
-                                 clock=self.clock, sleep=self.sleep)
+        where = self.smoke_target()
+        if where:
+            verdict = http_smoke(where[0], smoke.get("expect_status", 200), where[1], clock=self.clock,
+                                 sleep=self.sleep)
             if verdict.state == "failed":
                 return verdict
         prom = self.p.get("prometheus") or {}

@@ -90,12 +90,23 @@ options:
         so a run shows where the release is. Empty - no progress is written.
     type: str
   http_smoke:
-    description: HTTP check after the rollout (skipped without I(url)).
+    description:
+      - HTTP check after the rollout (skipped without I(url) or I(path)).
+      - With I(path), the check asks the release's Service through the API server's service proxy, as the run's
+        identity - reachable from wherever the deploy runs (a runner in the VPC, AWX). A blue-green release asks
+        its preview Service (C(<service>-preview)), which routes to the colour being judged, before the switch.
     type: dict
     suboptions:
       url:
-        description: URL to GET.
+        description: URL to GET (takes precedence over I(path)).
         type: str
+      path:
+        description: Path (with its query) to GET on the Service, through the API server.
+        type: str
+      port:
+        description: Name of the Service's port that I(path) is asked on.
+        type: str
+        default: http
       expect_status:
         description: Expected HTTP status.
         type: int
@@ -105,8 +116,26 @@ options:
     type: dict
     suboptions:
       url:
-        description: Base URL of the Prometheus HTTP API.
+        description: Base URL of the Prometheus HTTP API (takes precedence over I(service)).
         type: str
+      service:
+        description:
+          - The Service of the cluster's Prometheus (kube-prometheus-stack's), asked through the API server's
+            service proxy as the run's identity, from wherever the deploy runs.
+        type: dict
+        suboptions:
+          namespace:
+            description: Namespace of the Service.
+            type: str
+            required: true
+          name:
+            description: Name of the Service.
+            type: str
+            required: true
+          port:
+            description: Name (or number) of the Service's port of the HTTP API.
+            type: str
+            required: true
       queries:
         description:
           - Instant queries (C(name), C(query), C(max)) and the highest acceptable value of each.
@@ -152,6 +181,25 @@ EXAMPLES = r"""
             / sum(rate(colors_http_requests_total{$pods}[2m]))
           max: 0.02
       no_data_timeout: 120
+
+- name: Release 1.4.3 blue-green, its gates through the API server (from a runner outside the cluster)
+  colors.deploy.colors_release:
+    namespace: colors
+    deployment: "{{ lookup('ansible.builtin.template', 'deployment.yml.j2') | from_yaml }}"
+    service: "{{ lookup('ansible.builtin.template', 'service.yml.j2') | from_yaml }}"
+    strategy: blue_green
+    version: "1.4.3"
+    actor: ci/run-813
+    http_smoke:
+      path: /
+    prometheus:
+      service: {namespace: monitoring, name: monitoring-prometheus, port: http-web}
+      queries:
+        - name: error-ratio
+          query: >-
+            sum(rate(colors_http_requests_total{$pods,status=~"5.."}[2m]))
+            / sum(rate(colors_http_requests_total{$pods}[2m]))
+          max: 0.02
 """
 
 RETURN = r"""
@@ -229,9 +277,14 @@ def argument_spec() -> dict:
         auto_rollback=dict(type="bool", default=True),
         poll_interval=dict(type="float", default=0.25),
         progress_file=dict(type="str"),
-        http_smoke=dict(type="dict", options=dict(url=dict(type="str"),
+        http_smoke=dict(type="dict", options=dict(url=dict(type="str"), path=dict(type="str"),
+                                                  port=dict(type="str", default="http"),
                                                   expect_status=dict(type="int", default=200))),
         prometheus=dict(type="dict", options=dict(url=dict(type="str"),
+                                                  service=dict(type="dict", options=dict(
+                                                      namespace=dict(type="str", required=True),
+                                                      name=dict(type="str", required=True),
+                                                      port=dict(type="str", required=True))),
                                                   queries=dict(type="list", elements="dict", default=[]),
                                                   no_data_timeout=dict(type="float", default=180))),
     )

@@ -4,8 +4,9 @@ Releases run as the identity EKS maps the deploy role to (user = the assumed rol
 colors:deployers: a client certificate of the local PKI carries both). The local API server's audit log records
 every request of that group. This module runs each operation of the deploy path as the deployer - a rolling
 release, a canary, a failing release and its automatic rollback, rollback.yml, rotate-secrets.yml, verify.yml,
-release_report.yml, a deploy freeze with the release it refuses, and blue-green releases on PostgreSQL (their
-migration Jobs) with their switch back -
+release_report.yml, a deploy freeze with the release it refuses, blue-green releases on PostgreSQL (their
+migration Jobs) with their switch back, and on the real worker node a rolling and a blue-green release whose smoke
+gate asks through the API server (the release's Service, the preview Service of the colour judged) -
 then compares the (verb, resource, namespace) the log shows with what the deployer's Role and ClusterRole grant: a
 request refused fails, and so does a grant nothing used. The on-call identity is tried the same way, by hand.
 """
@@ -20,10 +21,19 @@ from collections import Counter
 
 import pytest
 import yaml
-from helpers import KUBECONFIG, ON_SIMULATED_NODES, RELEASE_ONLY, REPO, STATE, ansible_playbook, moto_client
+from helpers import (
+    APP_VERSION,
+    KUBECONFIG,
+    ON_SIMULATED_NODES,
+    RELEASE_ONLY,
+    REPO,
+    STATE,
+    ansible_playbook,
+    moto_client,
+)
 
 pytestmark = pytest.mark.platform
-NS, BG = "access", "access-bg"
+NS, BG, NODE = "access", "access-bg", "access-node"
 AUDIT_LOG = STATE / "logs" / "kube-apiserver-audit.log"
 DEPLOYERS = "colors:deployers"
 DEPLOYER_NAME = "colors-deployer"  # cluster_bootstrap_deployer_name
@@ -37,6 +47,16 @@ def _args(namespace: str, *extra: str) -> list[str]:
     return ["-i", "inventories/local", *ON_SIMULATED_NODES, *RELEASE_ONLY, "-e", f"app_release_namespace={namespace}",
             "-e", f"cluster_bootstrap_app_namespace={namespace}", "-e", "app_release_node_port=0",
             "-e", "app_secrets_source=secretsmanager", "-e", f"app_secrets_secretsmanager_id={SECRET_ID}", *extra]
+
+
+def _on_the_node(namespace: str, *extra: str) -> list[str]:
+    """As staging and prod release, on the real worker node (the tree's image): the smoke gate asks the release's
+    Service - a blue-green release its preview Service - through the API server, not a URL."""
+    return ["-i", "inventories/local", *RELEASE_ONLY, "-e", f"app_release_namespace={namespace}",
+            "-e", f"cluster_bootstrap_app_namespace={namespace}", "-e", "app_release_node_port=0",
+            "-e", "app_secrets_source=secretsmanager", "-e", f"app_secrets_secretsmanager_id={SECRET_ID}",
+            "-e", "app_release_smoke_url=", "-e", "app_release_prometheus_url=",
+            "-e", f"app_release_version={APP_VERSION}", *extra]
 
 
 def _lock_of_a_run_that_died(k8s) -> None:
@@ -78,6 +98,10 @@ DEPLOY_PATH = [
      _args(BG, "-e", "app_release_strategy=blue_green", "-e", "app_release_store=postgres",
            "-e", "app_release_version=6.1.0"), True, None),
     ("blue-green rollback", "rollback.yml", _args(BG, "-e", "app_release_strategy=blue_green"), True, None),
+    # On the worker node, the gates through the API server, as staging and prod ask them.
+    ("rolling release, smoke gate through the API server", "deploy.yml", _on_the_node(NODE), True, None),
+    ("blue-green release, judged through its preview Service", "deploy.yml",
+     _on_the_node(NODE, "-e", "app_release_strategy=blue_green"), True, None),
 ]
 
 
@@ -127,11 +151,11 @@ def deploy_path(k8s):
     core, _, _ = k8s
     try:
         # The namespaces first, by their administrator (bootstrap.yml): not audited as the deployer.
-        for namespace in (NS, BG):
+        for namespace in (NS, BG, NODE):
             result = ansible_playbook("bootstrap.yml", *_args(namespace))
             assert result.returncode == 0, result.stdout[-3000:]
-        # The two namespaces' paths run side by side (each in its order); a request is its path's by the namespace
-        # it names, and one that names neither counts for both steps that ran when it was made.
+        # The three namespaces' paths run side by side (each in its order); a request is its path's by the namespace
+        # it names, and one that names none of them counts for every step that ran when it was made.
         windows: dict[str, tuple[str, int, int]] = {}
 
         def live(namespace: str) -> None:
@@ -145,10 +169,11 @@ def deploy_path(k8s):
                 assert (result.returncode == 0) == succeeds, f"{what}: {result.stdout[-3000:]}"
                 windows[what] = (namespace, start, AUDIT_LOG.stat().st_size)
 
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            for path in [pool.submit(live, namespace) for namespace in (NS, BG)]:
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            for path in [pool.submit(live, namespace) for namespace in (NS, BG, NODE)]:
                 path.result()
-        steps = {what: [e for e in _requests(start, end) if _key(e)[0] == namespace or _key(e)[0] not in (NS, BG)]
+        steps = {what: [e for e in _requests(start, end)
+                        if _key(e)[0] == namespace or _key(e)[0] not in (NS, BG, NODE)]
                  for what, (namespace, start, end) in windows.items()}
         assert set(steps) == {what for what, *_ in DEPLOY_PATH}
         yield steps
@@ -157,7 +182,7 @@ def deploy_path(k8s):
 
         rbac = client.RbacAuthorizationV1Api(k8s[2])
         secrets.delete_secret(SecretId=SECRET_ID, ForceDeleteWithoutRecovery=True)
-        for namespace in (NS, BG):
+        for namespace in (NS, BG, NODE):
             core.delete_namespace(namespace)
             # The Namespace reader is cluster-scoped: it outlives the namespace.
             rbac.delete_cluster_role_binding(f"{DEPLOYER_NAME}-namespace-{namespace}")
@@ -196,7 +221,7 @@ def test_every_request_of_the_deploy_path_was_allowed(deploy_path):
 
 def test_the_deployer_is_granted_exactly_what_the_deploy_path_uses(k8s, deploy_path):
     events = [e for steps in deploy_path.values() for e in steps]
-    assert {_key(e)[0] for e in events} <= {NS, BG}, "the deployer made requests outside its namespaces"
+    assert {_key(e)[0] for e in events} <= {NS, BG, NODE}, "the deployer made requests outside its namespaces"
     # The Role is one template in every application namespace: compare (apiGroup, resource, verb).
     used = Counter(key[1:] for e in events for key in _keys(e))
     granted = {grant[1:] for grant in _granted(k8s, NS)}

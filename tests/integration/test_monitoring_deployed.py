@@ -72,7 +72,7 @@ def test_the_slo_and_error_alerts_fire_from_the_pods_and_resolve(k8s, released, 
     since = time.time()
     # The release goes out unjudged (gates off), as a release whose gates miss a problem would.
     served = ansible_playbook(*DEPLOY, "-e", f"app_release_version={version}", "-e", "app_release_smoke_url=",
-                              "-e", "app_release_prometheus_url=")
+                              "-e", "app_release_smoke_path=", "-e", "app_release_prometheus_url=")
     assert served.returncode == 0, served.stdout[-3000:]
     try:
         # Spread over several scrapes: a counter series is born at its first error, and rate() counts only what
@@ -154,7 +154,8 @@ def test_a_release_that_serves_errors_under_traffic_fails_the_error_ratio_of_its
     version = f"{APP_VERSION}-drill-errors"
     load = load_class(worker_node["address"], 30080, rate=20, workers=4, keepalive=False, timeout=5).start()
     try:  # no smoke check: only the metrics of the new pods, which the traffic reaches, can tell
-        result = ansible_playbook(*DEPLOY, "-e", f"app_release_version={version}", "-e", "app_release_smoke_url=")
+        result = ansible_playbook(*DEPLOY, "-e", f"app_release_version={version}", "-e", "app_release_smoke_url=",
+                                  "-e", "app_release_smoke_path=")
     finally:
         load.stop()
     assert result.returncode != 0

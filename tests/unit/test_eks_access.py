@@ -85,13 +85,21 @@ def session_of(moto_url: str, role_arn: str, name: str = "GitHubActions") -> dic
             "aws_session_token": creds["SessionToken"]}
 
 
-def eks_token(credentials: dict, cluster: str = CLUSTER, expires: int = 60) -> str:
+def eks_token(credentials: dict, cluster: str = CLUSTER, signed_ago: float = 0) -> str:
     """What `aws eks get-token --cluster-name <cluster>` prints as the token (awscli's get_token.py): a presigned
-    GetCallerIdentity of the regional STS endpoint with the cluster's name in the signed header x-k8s-aws-id."""
+    GetCallerIdentity of the regional STS endpoint, valid 60 s by its URL, with the cluster's name in the signed
+    header x-k8s-aws-id - signed `signed_ago` seconds ago."""
+    import datetime
+    from unittest import mock
+
+    import botocore.auth
+
     sts = boto3.session.Session(region_name=REGION, **credentials).client("sts")
     sts.meta.events.register("before-sign.sts.GetCallerIdentity",
                              lambda request, **_: request.headers.__setitem__("x-k8s-aws-id", cluster))
-    url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=expires, HttpMethod="GET")
+    then = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(seconds=signed_ago)
+    with mock.patch.object(botocore.auth, "get_current_datetime", lambda: then):
+        url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET")
     return "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
 
 
@@ -133,6 +141,16 @@ def test_the_deploy_roles_token_authenticates_as_its_session_in_its_entrys_group
                   "canonicalArn": [DEPLOY_ROLE], "sessionName": ["GitHubActions"]}}}
 
 
+def test_a_token_is_answered_for_fifteen_minutes_after_it_was_signed(moto, cluster):
+    """STS recomputes the signature with the token's own X-Amz-Date, not the time it is asked, and answers it for
+    15 minutes whatever its URL's 60 s (the kubeconfig's exec plugin reuses a token for 14 minutes). Before, one
+    verified only within the second it was signed, and a release's later calls got 401."""
+    token = eks_token(session_of(moto[0], DEPLOY_ROLE, "earlier"))
+    time.sleep(1.1)
+    assert review(moto, token)["authenticated"]
+    assert review(moto, eks_token(session_of(moto[0], DEPLOY_ROLE, "earlier"), signed_ago=14 * 60))["authenticated"]
+
+
 def test_the_cluster_admin_policy_makes_a_cluster_administrator(moto, cluster):
     status = review(moto, eks_token(session_of(moto[0], ADMIN_ROLE, "awx")))
     assert status["authenticated"] and status["user"]["groups"] == ["system:masters"]
@@ -157,8 +175,7 @@ def test_a_token_that_proves_nothing_is_refused_naming_why(moto, cluster, case, 
         token = "k8s-aws-v1." + base64.urlsafe_b64encode(raw.replace("Version=2011-06-15", "Version=2011-06-16")
                                                          .encode()).decode().rstrip("=")
     elif case == "expired":
-        token = eks_token(session_of(url, DEPLOY_ROLE), expires=1)
-        time.sleep(2.5)
+        token = eks_token(session_of(url, DEPLOY_ROLE), signed_ago=16 * 60)
     elif case == "not sts":
         raw = base64.urlsafe_b64decode(eks_token(session_of(url, DEPLOY_ROLE))[11:] + "==").decode()
         token = "k8s-aws-v1." + base64.urlsafe_b64encode(raw.replace("sts.eu-west-1.amazonaws.com", "evil.example")
@@ -190,3 +207,44 @@ def test_sts_answers_a_presigned_get_caller_identity_only_for_its_own_signature(
     assert status == 200 and f"<Arn>arn:aws:sts::{ACCOUNT}:assumed-role/colors-staging-deploy/direct</Arn>" in body
     status, body = ask("colors-prod")
     assert status >= 400 and "SignatureDoesNotMatch" in body
+
+
+def test_with_iam_enforced_policies_are_judged_as_aws_judges_them(moto, cluster):
+    """moto's gaps that stopped staging's Terraform and its deploy role under enforced IAM, closed in
+    moto_server.py: a GET without a body (EKS DescribeCluster) is signed over the empty payload; a Deny on
+    aws:SecureTransport = false (the state bucket's) does not apply to a request over TLS, as the SDKs make them;
+    a statement scoped to a resource (Terraform's least-privilege policies) allows its actions."""
+    url = moto[0]
+    iam, s3 = client(url, "iam"), client(url, "s3")
+    bucket = "colors-iam-test-state"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "DenyPlainHttp", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]})
+    scoped = [f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{CLUSTER}", f"arn:aws:s3:::{bucket}/*"]
+    for name, statement in (("colors-iam-test-deploy", {"Action": ["eks:DescribeCluster", "s3:*"], "Resource": scoped}),
+                            ("colors-iam-test-other", {"Action": "ec2:DescribeVpcs", "Resource": "*"})):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+        iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **statement}]}))
+    deploy = session_of(url, f"arn:aws:iam::{ACCOUNT}:role/colors-iam-test-deploy")
+    other = session_of(url, f"arn:aws:iam::{ACCOUNT}:role/colors-iam-test-other")
+
+    def reset(count: bytes) -> None:
+        request = urllib.request.Request(f"{url}/moto-api/reset-auth", data=count, method="POST",  # noqa: S310
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=10).read()  # noqa: S310 - loopback
+
+    reset(b"0")
+    try:
+        assert client(url, "eks", **deploy).describe_cluster(name=CLUSTER)["cluster"]["name"] == CLUSTER
+        client(url, "s3", **deploy).put_object(Bucket=bucket, Key="state", Body=b"{}")
+        assert client(url, "s3", **deploy).get_object(Bucket=bucket, Key="state")["Body"].read() == b"{}"
+        eks = client(url, "eks", **other)
+        with pytest.raises(eks.exceptions.ClientError, match="not authorized to perform: eks:DescribeCluster"):
+            eks.describe_cluster(name=CLUSTER)
+    finally:
+        reset(b"inf")

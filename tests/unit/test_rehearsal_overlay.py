@@ -75,3 +75,21 @@ def test_another_repository_name_is_refused(tmp_path):
     problems = overlay_problems(*_copy(tmp_path, OVERLAY.read_text().replace("}}/colors", "}}/colors-other")))
     assert problems == ["app_release_image_repository must name staging's repository 'colors' after the registry "
                         "host: only the host may change"]
+
+
+AWS_GAPS = REPO / "localplatform" / "rehearsal" / "aws-gaps.yml"
+
+
+def test_the_rehearsals_aws_gaps_are_terraform_variables_the_readme_names_as_not_running_here():
+    """What the rehearsal leaves out of staging's apply: only Terraform variables of the stack, each one a setting the
+    README's table of what cannot run here names (with what stands in for it)."""
+    gaps = yaml.safe_load(AWS_GAPS.read_text())
+    assert set(gaps) == {"infrastructure_variables"}
+    declared = set(re.findall(r'^variable "(\w+)"', (REPO / "terraform" / "stack" / "variables.tf").read_text(),
+                              flags=re.M))
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## What cannot run here"):]
+    for name, value in gaps["infrastructure_variables"].items():
+        assert name in declared, f"{name} is not a variable of terraform/stack"
+        assert value == "false", f"{name}: a gap turns a feature off, it never changes a behaviour"
+        assert f"`{name} = false`" in table, f"README's table of what cannot run here does not name {name}"

@@ -42,7 +42,9 @@ class Cluster:
         self.outcomes = outcomes or {}
         self.deployments: dict[str, dict] = {}
         self.rs_list: list[dict] = []
-        self.service: dict | None = None
+        self.services: dict[str, dict] = {}
+        self.proxied: list[tuple[str, str, str]] = []  # (service, port, path) of each GET through the API server
+        self.answers: dict[str, int] = {}  # image -> the HTTP status its pods answer (absent: 200)
         self.entries: list[dict] = []
         self.scaled: list[tuple[str, int]] = []
 
@@ -101,9 +103,13 @@ class Cluster:
             self._settle(dep)
         return self._public(dep)
 
+    @property
+    def service(self) -> dict | None:
+        return self.services.get(SERVICE["metadata"]["name"])
+
     def apply(self, kind, body):
         if kind == "Service":
-            self.service = copy.deepcopy(body)
+            self.services[body["metadata"]["name"]] = copy.deepcopy(body)
             return copy.deepcopy(body)
         return self._change(body, dry=False)
 
@@ -111,10 +117,10 @@ class Cluster:
         return self._change(body, dry=True)
 
     def get_service(self, namespace, name):
-        return copy.deepcopy(self.service)
+        return copy.deepcopy(self.services.get(name))
 
     def endpoint_pods(self, namespace, service):
-        selector = self.service["spec"]["selector"]
+        selector = self.services[service]["spec"]["selector"]
         return sorted(p["metadata"]["name"] for d in self.deployments.values() for p in d["pods"]
                       if _matches(p["metadata"]["labels"], selector))
 
@@ -146,6 +152,17 @@ class Cluster:
 
     def record(self, namespace, release, entry):
         self.entries.append(copy.deepcopy(entry))
+
+    def proxy_get(self, namespace, service, port, path):
+        """A pod behind the Service answers: 200, or the status scripted for its image in `answers`; no pod - the
+        API server's own 503 (a Kubernetes Status)."""
+        self.proxied.append((service, port, path))
+        pods = self.endpoint_pods(namespace, service)
+        if not pods:
+            return 503, b'{"kind":"Status","message":"no endpoints available for service"}'
+        images = {_image(d["spec"]["template"]) for d in self.deployments.values()
+                  if any(p["metadata"]["name"] in pods for p in d["pods"])}
+        return max((self.answers.get(i, 200) for i in images), default=200), b""
 
     # --- what the tests read ---
     def image(self, name: str) -> str:
@@ -403,7 +420,8 @@ def test_each_strategy_reports_its_steps_the_rollout_and_the_gates_as_it_goes():
     assert any(line.startswith("every canary step passed: promoting colors:1.1.0") for line in said)
     said.clear()
     engine.BlueGreenRelease(cluster, params("colors:2.0.0", _progress=said.append), sleep=lambda s: None).run()
-    assert said[0] == "blue takes colors:2.0.0 at full size; traffic stays on nothing"
+    assert said[0] == ("blue takes colors:2.0.0 at full size; traffic stays on nothing; the gates ask blue through "
+                       "colors-preview")
     assert said[-1] == "the Service now routes to blue"
 
 
@@ -413,6 +431,44 @@ def test_a_failed_gate_and_the_rollback_are_reported():
     blue_green(cluster, "colors:1.0.0")
     with pytest.raises(engine.ReleaseFailed):
         engine.BlueGreenRelease(cluster, params("colors:1.1.0", _progress=said.append), sleep=lambda s: None).run()
-    assert said[0] == "green takes colors:1.1.0 at full size; traffic stays on blue"
+    assert said[0] == ("green takes colors:1.1.0 at full size; traffic stays on blue; the gates ask green through "
+                       "colors-preview")
     assert "colors-green: rollout failed at gate image-pull after 0s" in said, said
     assert "the Service now routes to green" not in said
+
+
+# --- gates through the API server --------------------------------------------------------------------------------
+
+SMOKE_BY_PATH = {"http_smoke": {"path": "/", "port": "http", "expect_status": 200}}
+
+
+def test_a_blue_green_release_judges_the_new_colour_through_its_preview_service_before_the_switch():
+    cluster = Cluster()
+    engine.BlueGreenRelease(cluster, params("colors:1.0.0", **SMOKE_BY_PATH), sleep=lambda s: None).run()
+    engine.BlueGreenRelease(cluster, params("colors:1.1.0", **SMOKE_BY_PATH), sleep=lambda s: None).run()
+    preview = cluster.services["colors-preview"]
+    assert preview["spec"]["selector"][engine.COLOR_LABEL] == "green" and preview["spec"]["type"] == "ClusterIP"
+    assert cluster.proxied == [("colors-preview", "http", "/")] * 2
+    assert cluster.routed_color() == "green"
+
+
+def test_a_new_colour_whose_smoke_check_fails_never_gets_traffic_and_the_message_says_where_it_was_asked():
+    cluster = Cluster()
+    engine.BlueGreenRelease(cluster, params("colors:1.0.0", **SMOKE_BY_PATH), sleep=lambda s: None).run()
+    cluster.answers["colors:1.1.0"] = 500
+    with pytest.raises(engine.ReleaseFailed) as failed:
+        engine.BlueGreenRelease(cluster, params("colors:1.1.0", **SMOKE_BY_PATH), sleep=lambda s: None).run()
+    assert "failed gate http-smoke on green: GET service colors/colors-preview:http (through the API server)/ " \
+           "answered 500, expected 200" in str(failed.value)
+    assert cluster.routed_color() == "blue" and cluster.replicas("colors-green") == 0
+
+
+def test_a_preview_service_keeps_the_ports_but_no_node_port():
+    service = {"metadata": {"name": "colors", "namespace": "colors"},
+               "spec": {"type": "NodePort", "selector": dict(NAME),
+                        "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080}]}}
+    body = engine.preview(service, "blue")
+    assert body["metadata"]["name"] == "colors-preview" and body["spec"]["type"] == "ClusterIP"
+    assert body["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+    assert body["spec"]["selector"] == {**NAME, engine.COLOR_LABEL: "blue"}
+    assert service["spec"]["ports"][0]["nodePort"] == 30080  # the release's own Service is not touched

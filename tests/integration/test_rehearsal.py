@@ -1,0 +1,45 @@
+"""The staging rehearsal (`make rehearsal`, tools/rehearsal.py) as `make test` runs it: inventories/staging through
+an overlay that moves endpoints only, from staging's Terraform apply to moto with IAM enforced, to the deploy
+workflow's staging job under act releasing onto the worker node from the registry, on a real PostgreSQL. It runs
+alone (tools/run_suite.py): it enforces IAM in the one moto server and takes the cluster over as staging's.
+
+Each assertion reads back what the rehearsal left in the real systems: the AWS API, the cluster, the audit log."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import APP_VERSION, PLATFORM, STATE, run
+
+pytestmark = pytest.mark.platform
+ACCOUNT, REGION = "111111111111", "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def rehearsal(execution_environment):
+    """The rehearsal, its playbooks run from the operations toolchain (what runners and AWX have)."""
+    result = run(["python", "tools/rehearsal.py"], timeout=2400, COLORS_OPS_VENV=str(execution_environment))
+    print(result.stdout[-6000:])
+    assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
+    return json.loads((STATE / "rehearsal" / "result.json").read_text()), result.stdout
+
+
+def test_every_phase_of_the_rehearsal_ran(rehearsal):
+    summary, out = rehearsal
+    assert list(summary["timings"]) == ["account", "infrastructure", "database", "publish", "bootstrap", "deploy",
+                                        "verify"]
+    assert "IAM enforced" in out
+
+
+def test_the_deploy_workflows_staging_job_ran_every_step(rehearsal):
+    summary, _ = rehearsal
+    steps = summary["deploy_steps"]
+    assert steps.get("Write the kubeconfig of the staging EKS cluster") == "Success", steps
+    assert steps.get("Deploy to staging (rolls back on its own when a health gate fails)") == "Success", steps
+
+
+def test_the_release_was_pulled_from_the_registry_and_serves_on_the_worker_node(rehearsal):
+    summary, _ = rehearsal
+    assert summary["version"] == APP_VERSION
+    assert summary["pods"] and {p["node"] for p in summary["pods"]} == {PLATFORM["worker_node"]["name"]}

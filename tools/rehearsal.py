@@ -1,0 +1,497 @@
+#!/usr/bin/env python3
+"""The staging rehearsal (`make rehearsal`): inventories/staging, unchanged but for where its endpoints are
+(localplatform/rehearsal/staging.yml), from the pipeline to the pods, on the local platform.
+
+  account         staging's AWS account in the local AWS API (moto): the administrator who makes the first apply,
+                  AWX's execution role, the Terraform state bucket (terraform/bootstrap); then IAM is enforced: every
+                  later AWS call is allowed only by the caller's own policies
+  infrastructure  Terraform's staging environment applied as that administrator (infrastructure.yml), only what the
+                  local AWS API cannot hold left out (localplatform/rehearsal/aws-gaps.yml); EKS then serves the
+                  staging cluster at the local API server (its endpoint, CA and tokens: moto_eks.py)
+  database        a real PostgreSQL for RDS: TLS only, its own CA (served as RDS's regional bundle is), an empty
+                  database owned by a dedicated application user, whose URL goes into Secrets Manager as the
+                  runbook's step after the first apply says
+  publish         the release's image pushed to the registry standing in for ECR (the worker node pulls it)
+  bootstrap       bootstrap.yml as AWX runs it: the infrastructure role (assumed from AWX's execution role), whose
+                  access entry makes it cluster administrator, through the kubeconfig `make kubeconfig` writes
+  deploy          the deploy workflow's staging job under act, as GitHub runs it (uid 1001, the operations
+                  toolchain, the deploy role assumed with the job's OIDC token, its EKS token): `make deploy`
+  verify          the release serves from the worker node, on PostgreSQL as the application user, over TLS
+
+It prints each phase's time and exits non-zero naming the first phase that failed. IAM enforcement is switched off
+again at the end, whatever happened. Run it on a running local platform with the image built (`make rehearsal`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "localplatform"), str(REPO / "app")]
+
+from colors_platform.config import Config  # noqa: E402
+from colors_platform.database import database_certificates, postgres_server, served_bundle  # noqa: E402
+from colors_platform.workflows import fake_oidc_token, job_steps, run_job, said  # noqa: E402
+
+CFG = Config.load()
+STAGING = yaml.safe_load((REPO / "inventories" / "staging" / "group_vars" / "all" / "main.yml").read_text())
+ENVIRONMENT, REGION, ACCOUNT = STAGING["colors_environment"], STAGING["colors_aws_region"], \
+    STAGING["colors_aws_account_id"]
+CLUSTER = f"colors-{ENVIRONMENT}"
+MOTO = f"http://127.0.0.1:{CFG.ports['moto']}"
+REGISTRY = CFG.registry_host
+OVERLAY = REPO / "localplatform" / "rehearsal" / "staging.yml"
+AWS_GAPS = REPO / "localplatform" / "rehearsal" / "aws-gaps.yml"
+WORK = CFG.state / "rehearsal"
+REPOSITORY = "colors/colors-deploy"  # the GitHub repository the pipeline roles trust
+ADMINISTRATOR = f"arn:aws:iam::{ACCOUNT}:role/colors-rehearsal-administrator"
+AWX_EXECUTION = STAGING.get("awx_execution_role_arn", f"arn:aws:iam::{ACCOUNT}:role/colors-awx-execution")
+APP_USER = "colors_app"
+CA_PATH = "/etc/colors/database-ca/ca.pem"  # where app_release mounts the bundle (database_url's sslrootcert)
+
+
+class PhaseFailed(Exception):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"[rehearsal] {time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+# --- the local AWS API ---------------------------------------------------------------------------------------------
+
+
+def aws(service: str, credentials: dict[str, str] | None = None, account: str | None = ACCOUNT):
+    """A boto3 client of moto: with a session's credentials, or as the account's setup (before IAM is enforced)."""
+    import boto3
+
+    keys = credentials or {"aws_access_key_id": "rehearsal", "aws_secret_access_key": "rehearsal"}
+    client = boto3.session.Session(region_name=REGION, **keys).client(service, endpoint_url=MOTO)
+    if credentials is None and account:
+        client.meta.events.register(f"before-send.{service}.*",
+                                    lambda request, **_: request.headers.__setitem__("x-moto-account-id", account))
+    return client
+
+
+def assume(role_arn: str, session: str, credentials: dict[str, str] | None = None) -> dict[str, str]:
+    creds = aws("sts", credentials).assume_role(RoleArn=role_arn, RoleSessionName=session)["Credentials"]
+    return {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"]}
+
+
+def as_env(credentials: dict[str, str]) -> dict[str, str]:
+    return {key.upper(): value for key, value in credentials.items()}
+
+
+def iam_enforcement(on: bool) -> None:
+    """moto checks every request against the caller's IAM policies from now on (on), or none again (off)."""
+    request = urllib.request.Request(f"{MOTO}/moto-api/reset-auth", data=(b"0" if on else b"inf"),  # noqa: S310
+                                     method="POST", headers={"Content-Type": "text/plain"})
+    urllib.request.urlopen(request, timeout=10).read()  # noqa: S310 - the local AWS API
+
+
+# --- running the project's own commands ----------------------------------------------------------------------------
+
+
+def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 1800,
+        check: bool = True) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # Terraform's providers from this machine's mirror (a runner or the EE has its own installation).
+    full = dict(base, TF_CLI_CONFIG_FILE=str(CFG.state / "terraform.rc"),
+                ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+                PATH=os.pathsep.join([str(CFG.bin_links), str(Path(sys.executable).parent), base["PATH"]]),
+                **(env or {}))
+    result = subprocess.run(argv, cwd=REPO, env=full, capture_output=True, text=True, timeout=timeout, check=False)
+    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", " ".join(Path(a).name for a in argv[:3]))[:80]
+    (WORK / "logs" / f"{time.strftime('%H%M%S')}-{name}.log").write_text(result.stdout + result.stderr)
+    if check and result.returncode != 0:
+        raise PhaseFailed(f"`{' '.join(argv)}` failed (exit {result.returncode}):\n"
+                          f"{(result.stdout + result.stderr)[-4000:]}")
+    return result
+
+
+def playbook(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """ansible-playbook of the operations toolchain (what runners and AWX run) on staging with the overlay."""
+    ops = Path(os.environ.get("COLORS_OPS_VENV", "")) / "bin" / "ansible-playbook"
+    binary = str(ops) if ops.is_file() else str(Path(sys.executable).parent / "ansible-playbook")
+    return run([binary, *args[:1], "-i", "inventories/staging", "-e", f"@{OVERLAY}", *args[1:]], env=env,
+               check=check)
+
+
+# --- phases ----------------------------------------------------------------------------------------------------------
+
+
+def account(state: dict) -> None:
+    """The administrator and AWX's execution role (outside the stack, as in an AWS account), the state bucket.
+    And the local Prometheus, which stands in for staging's kube-prometheus-stack, set up by the project's
+    monitoring role (its PodMonitor's scrape job, its rules) while the local platform may still call its AWS API."""
+    run([str(Path(sys.executable).parent / "ansible-playbook"), "monitoring.yml", "-i", "inventories/local"])
+    iam = aws("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+    for arn, policy in ((ADMINISTRATOR, "arn:aws:iam::aws:policy/AdministratorAccess"), (AWX_EXECUTION, None)):
+        name = arn.rsplit("/", 1)[1]
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+        if policy:
+            iam.attach_role_policy(RoleName=name, PolicyArn=policy)
+    # AWX's execution nodes may assume the infrastructure role (its trust names them) and nothing else.
+    iam.put_role_policy(RoleName=AWX_EXECUTION.rsplit("/", 1)[1], PolicyName="assume-colors-roles",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    state["administrator"] = assume(ADMINISTRATOR, "rehearsal-administrator")
+    # What AWX's execution node gets from its instance metadata: its role's session, issued by EC2, not assumed.
+    state["awx"] = assume(AWX_EXECUTION, "i-0awxexecution")
+    # The state bucket of environments/staging/backend.hcl: terraform/bootstrap, as the administrator runs it once.
+    bootstrap = WORK / "bootstrap"
+    bootstrap.mkdir(parents=True, exist_ok=True)
+    env = {**as_env(state["administrator"]), "AWS_ENDPOINT_URL": MOTO, "AWS_REGION": REGION,
+           "AWS_S3_USE_PATH_STYLE": "true", "TF_DATA_DIR": str(bootstrap / ".terraform"), "TF_IN_AUTOMATION": "1"}
+    tf = ["terraform", "-chdir=terraform/bootstrap"]
+    run([*tf, "init", "-input=false"], env=env)
+    run([*tf, "apply", "-input=false", "-auto-approve", f"-state={bootstrap / 'terraform.tfstate'}",
+         f"-var=environment={ENVIRONMENT}", f"-var=aws_region={REGION}"], env=env)
+    iam_enforcement(True)
+    state["enforced"] = True
+    log("IAM enforced: every AWS call from here on is allowed by the caller's own policies only")
+
+
+def infrastructure(state: dict) -> None:
+    env = {**as_env(state["administrator"]), "AWS_REGION": REGION}
+    playbook("infrastructure.yml", "-e", f"@{AWS_GAPS}", env=env)
+    run([sys.executable, "localplatform/platformctl.py", "serve-cluster", CLUSTER, "--account", ACCOUNT, "--region",
+         REGION])
+
+
+def database(state: dict, stack: contextlib.ExitStack) -> None:
+    import psycopg
+    from psycopg import sql
+
+    address = node_address()
+    (WORK / "database-ca").mkdir(parents=True, exist_ok=True)
+    certificates = database_certificates(WORK / "database-ca", address)
+    superuser, _, _ = stack.enter_context(postgres_server(address, tls=certificates.server))
+    url, _ = stack.enter_context(served_bundle(certificates.ca))
+    password = uuid.uuid4().hex
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(APP_USER),
+                                                                       sql.Literal(password)))
+        conn.execute(sql.SQL("CREATE DATABASE colors_app OWNER {}").format(sql.Identifier(APP_USER)))
+    port = superuser.rsplit(":", 1)[1].split("/", 1)[0]
+    state["database"] = {"superuser": superuser.rsplit("/", 1)[0] + "/colors_app", "address": address}
+    os.environ["COLORS_REHEARSAL_DATABASE_CA_URL"] = url
+    os.environ["COLORS_REHEARSAL_DATABASE_CIDR"] = f"{address}/32"
+    # The runbook's step after the first apply ("Database connection secret"): database_url into the app's secret.
+    secrets = aws("secretsmanager", state["administrator"], account=None)
+    secret_id = f"colors-{ENVIRONMENT}/app"
+    value = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+    value["database_url"] = (f"postgresql://{APP_USER}:{password}@{address}:{port}/colors_app"
+                             f"?sslmode=verify-full&sslrootcert={CA_PATH}")
+    secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps(value))
+
+
+def node_address() -> str:
+    """The worker node's host address: where its pods reach the host (the rehearsal's database)."""
+    node = kube().read_node(CFG.node["name"])
+    return next(a.address for a in node.status.addresses if a.type == "InternalIP")
+
+
+def publish(state: dict) -> None:
+    run(["make", "--no-print-directory", "publish", f"REGISTRY={REGISTRY}"], check=False)
+    state["version"] = state.get("version") or app_version()
+
+
+def app_version() -> str:
+    import tomllib
+
+    return tomllib.loads((REPO / "app" / "pyproject.toml").read_text())["project"]["version"]
+
+
+def bootstrap(state: dict) -> None:
+    """As AWX runs it: the execution node's role assumes the infrastructure role (the job template's credential)."""
+    infra_role = f"arn:aws:iam::{ACCOUNT}:role/colors-{ENVIRONMENT}-infrastructure"
+    infra = assume(infra_role, "awx-cluster-bootstrap", state["awx"])
+    kubeconfig = WORK / "kubeconfig"
+    env = {**as_env(infra), "AWS_REGION": REGION, "KUBECONFIG": str(kubeconfig)}
+    playbook("playbooks/kubeconfig.yml", env=env)
+    # The AWS Load Balancer Controller's chart cannot be fetched here (no chart repository): its part is skipped.
+    playbook("bootstrap.yml", "--skip-tags", "bootstrap_load_balancer", env=env)
+
+
+# The relay the staging Prometheus Service selects: the API server's service proxy reaches pods only, and the local
+# Prometheus is a process of the host, so a pod of the release's image relays to it (through the host forwarder).
+RELAY = """
+import socket, sys, threading
+target = (sys.argv[1], int(sys.argv[2]))
+def pipe(a, b):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    try:
+        b.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+server = socket.create_server(("0.0.0.0", 9090))
+while True:
+    conn, _ = server.accept()
+    try:
+        upstream = socket.create_connection(target, timeout=5)
+    except OSError:
+        conn.close()
+        continue
+    for a, b in ((conn, upstream), (upstream, conn)):
+        threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+"""
+
+
+def monitoring(state: dict, stack: contextlib.ExitStack) -> None:
+    """Staging's Prometheus (kube-prometheus-stack, which monitoring.yml installs: no chart can be fetched here) is
+    the local platform's, set up by the project's monitoring role (its PodMonitor's scrape job, its rules) and
+    reached where staging's is: the Service monitoring/monitoring-prometheus, port http-web, whose pod relays to
+    the local Prometheus (the API server's service proxy reaches pods only; the local Prometheus listens on the
+    host's loopback, so a forwarder on the node's address stands between)."""
+    from kubernetes import client
+
+    address = node_address()
+    port = stack.enter_context(forwarded(address, CFG.ports["prometheus"]))
+    service = STAGING["app_release_prometheus_service"]
+    namespace, name = service["namespace"], service["name"]
+    labels = {"app.kubernetes.io/name": "prometheus-relay", "app.kubernetes.io/part-of": "colors-rehearsal"}
+    core = kube()
+    for delete in (core.delete_namespaced_pod, core.delete_namespaced_service):
+        with contextlib.suppress(client.rest.ApiException):
+            delete(name, namespace, grace_period_seconds=0)
+    wait_until(lambda: not [p for p in core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/"
+                                                                "name=prometheus-relay").items], 60, "old relay gone")
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"automountServiceAccountToken": False, "enableServiceLinks": False,
+                 "containers": [{"name": "relay", "image": f"{REGISTRY}/colors:{state['version']}",
+                                 "imagePullPolicy": "IfNotPresent", "command": ["python3", "-c", RELAY, address,
+                                                                               str(port)],
+                                 "ports": [{"name": service["port"], "containerPort": 9090}],
+                                 "readinessProbe": {"tcpSocket": {"port": 9090}, "periodSeconds": 1}}]}})
+    core.create_namespaced_service(namespace, {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"selector": labels, "ports": [{"name": service["port"], "port": 9090, "targetPort": 9090}]}})
+    wait_until(lambda: all(c.ready for c in (core.read_namespaced_pod(name, namespace).status.container_statuses
+                                              or [client.V1ContainerStatus(name="x", image="", image_id="",
+                                                                           ready=False, restart_count=0)])),
+               120, "the Prometheus relay pod ready")
+    log(f"staging's Prometheus Service {namespace}/{name}:{service['port']} -> a relay pod -> the local "
+        f"Prometheus ({address}:{port} -> 127.0.0.1:{CFG.ports['prometheus']})")
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise PhaseFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def forwarded(address: str, target_port: int) -> Iterator[int]:
+    """A TCP forwarder from a free port of `address` to 127.0.0.1:target_port, for the rehearsal's duration."""
+    import socket
+    import threading
+
+    listener = socket.create_server((address, 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        listener.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        listener.close()
+
+
+def deploy(state: dict) -> None:
+    image = build_runner_image()
+    deploy_role = f"arn:aws:iam::{ACCOUNT}:role/colors-{ENVIRONMENT}-deploy"
+    result = run_job("deploy.yml", ENVIRONMENT, image, WORK / f"act-{time.strftime('%H%M%S')}",
+                     inputs={"version": state["version"], "promote": "false"},
+                     variables={"AWS_DEPLOY_ROLE_ARN": deploy_role, "AWS_REGION": REGION},
+                     env={"AWS_ENDPOINT_URL": MOTO, "OVERLAY": str(OVERLAY.relative_to(REPO)),
+                          "COLORS_STAND_IN_OIDC_TOKEN": fake_oidc_token(REPOSITORY, ENVIRONMENT),
+                          "COLORS_REHEARSAL_DATABASE_CA_URL": os.environ["COLORS_REHEARSAL_DATABASE_CA_URL"],
+                          "COLORS_REHEARSAL_DATABASE_CIDR": os.environ["COLORS_REHEARSAL_DATABASE_CIDR"]})
+    out = result.stdout + result.stderr
+    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    (WORK / "logs" / "deploy-workflow.log").write_text(out)
+    steps = job_steps(out)
+    state["deploy_steps"] = steps
+    if result.returncode != 0:
+        raise PhaseFailed(f"the deploy workflow's {ENVIRONMENT} job failed: {steps}\n{said(out)[-3000:]}")
+
+
+def build_runner_image() -> str:
+    built = run([sys.executable, "localplatform/runner/build_runner_image.py"], timeout=900)
+    return built.stdout.strip().splitlines()[-1]
+
+
+def verify(state: dict) -> None:
+    import psycopg
+
+    pods = [p for p in kube().list_namespaced_pod(
+        STAGING.get("app_release_namespace", "colors"), label_selector="app.kubernetes.io/name=colors").items
+        if p.metadata.deletion_timestamp is None and p.status.container_statuses
+        and all(c.ready for c in p.status.container_statuses)]
+    versions = {p.metadata.labels["app.kubernetes.io/version"] for p in pods}
+    if versions != {state["version"]}:
+        raise PhaseFailed(f"the ready Colors pods run {sorted(versions) or 'nothing'}, not {state['version']}")
+    images = {c.image for p in pods for c in p.spec.containers}
+    if images != {f"{REGISTRY}/colors:{state['version']}"}:
+        raise PhaseFailed(f"the pods run {sorted(images)}, not the image pulled from {REGISTRY}")
+    with psycopg.connect(state["database"]["superuser"]) as conn:
+        connections = conn.execute(
+            "SELECT s.ssl, host(a.client_addr) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)"
+            " WHERE a.usename = %s", (APP_USER,)).fetchall()
+    if not connections or not all(tls for tls, _ in connections):
+        raise PhaseFailed(f"the application user's connections are not all over TLS: {connections}")
+    state["pods"] = [{"name": p.metadata.name, "node": p.spec.node_name, "ip": p.status.pod_ip} for p in pods]
+    log(f"Colors {state['version']} serves from {len(pods)} pods on {sorted({p.spec.node_name for p in pods})}, "
+        f"pulled from {REGISTRY}; {len(connections)} database connections as {APP_USER}, all over TLS")
+
+
+PHASES: list[tuple[str, Callable]] = [
+    ("account", account), ("infrastructure", infrastructure), ("database", database), ("publish", publish),
+    ("bootstrap", bootstrap), ("monitoring", monitoring), ("deploy", deploy), ("verify", verify)]
+# The phases that keep something running until the rehearsal ends (a server, a forwarder): they get the exit stack.
+WITH_STACK = {"database", "monitoring"}
+
+
+def kube():
+    from kubernetes import client, config
+
+    return client.CoreV1Api(config.new_client_from_config(config_file=str(CFG.kubeconfig)))
+
+
+def delete_namespace(core, name: str, timeout: float = 180) -> None:
+    from kubernetes.client.rest import ApiException
+
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespace(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        time.sleep(1)
+    raise PhaseFailed(f"namespace {name} was not deleted within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def staging_cluster() -> Iterator[None]:
+    """The local cluster as staging's: its nodes are EKS's managed nodes, which run any pod - the real worker node
+    without the taint that keeps everything but the local inventory's app off it, the simulated nodes (they run no
+    container) cordoned - and staging's application namespace as a first bootstrap finds it: absent (the local
+    release in it is deleted). Put back as it was afterwards; the local release is not: `make deploy` brings it."""
+    core = kube()
+    namespace = STAGING.get("app_release_namespace", "colors")
+    worker = core.read_node(CFG.node["name"])
+    taints = worker.spec.taints or []
+    simulated = [node["name"] for node in CFG.data["kwok_nodes"]]
+    delete_namespace(core, namespace)
+    core.patch_node(worker.metadata.name, {"spec": {"taints": None}})
+    for name in simulated:
+        core.patch_node(name, {"spec": {"unschedulable": True}})
+    log(f"cluster as staging's: {worker.metadata.name} untainted, {', '.join(simulated) or 'no simulated node'} "
+        f"cordoned, namespace {namespace} deleted")
+    try:
+        yield
+    finally:
+        delete_namespace(core, namespace)
+        for name in simulated:
+            core.patch_node(name, {"spec": {"unschedulable": None}})
+        core.patch_node(worker.metadata.name, {"spec": {"taints": [t.to_dict() for t in taints] or None}})
+        log("cluster put back: the worker node tainted again, the simulated nodes schedulable, namespace "
+            f"{namespace} deleted (`make deploy` releases the local one again)")
+
+
+@contextlib.contextmanager
+def enforcement_lifted(state: dict) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if state.get("enforced"):
+            iam_enforcement(False)
+            log("IAM enforcement switched off again")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--version", help="the release to rehearse (default: the tree's app version)")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    state: dict = {"version": args.version}
+    timings: list[tuple[str, float]] = []
+    start = time.monotonic()
+    with contextlib.ExitStack() as stack, enforcement_lifted(state), staging_cluster():
+        for name, phase in PHASES:
+            log(f"{name} ...")
+            began = time.monotonic()
+            try:
+                phase(state, stack) if name in WITH_STACK else phase(state)
+            except Exception as exc:  # any failure ends the rehearsal, naming its phase
+                log(f"{name} FAILED after {time.monotonic() - began:.0f} s: {exc}")
+                return 1
+            timings.append((name, time.monotonic() - began))
+            log(f"{name} done in {timings[-1][1]:.1f} s")
+    print("\n| phase | seconds |\n| --- | --- |")
+    for name, seconds in timings:
+        print(f"| {name} | {seconds:.1f} |")
+    print(f"| **rehearsal** | **{time.monotonic() - start:.1f}** |")
+    (WORK / "result.json").write_text(json.dumps({"timings": dict(timings), **{
+        k: v for k, v in state.items() if k in ("version", "pods", "deploy_steps")}}, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
