@@ -2,15 +2,18 @@
 
 Each patch names the AWS behaviour it restores. Nothing here changes what a request does; it only makes moto
 answer like AWS: a no-change `terraform plan` against the local platform really reports no change, and with IAM
-enforced (POST /moto-api/reset-auth) a job can still assume its role with its OIDC token.
+enforced (POST /moto-api/reset-auth, or for some accounts only: POST /moto-api/enforce-iam) a job can still assume
+its role with its OIDC token.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 from typing import Any
+from urllib.parse import urlparse
 
 import moto_eks
 from moto.core.authorization import ActionAuthenticatorMixin
@@ -19,6 +22,7 @@ from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.eks import models as eks_models
 from moto.iam.access_control import IAMPolicyStatement, IAMRequestBase, PermissionResult
 from moto.iam.policy_conditions import CONDITION_OPERATIONS
+from moto.moto_api._internal import urls as moto_api_urls
 from moto.rds import models as rds_models
 from moto.server import main
 
@@ -120,6 +124,10 @@ IAMRequestBase._create_aws_request = _signed_with_the_payload_sent
 # STS calls that AWS answers unsigned: the caller has no credentials yet, the token or assertion is the proof.
 UNSIGNED_STS_ACTIONS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}
 _authenticate = ActionAuthenticatorMixin._authenticate_and_authorize_action
+# Accounts whose every request is authenticated and authorized, whatever reset-auth says for the others
+# (POST /moto-api/enforce-iam): the staging rehearsal enforces IAM in staging's account while the tests of the local
+# environment's account go on in another lane - AWS accounts are isolated the same way.
+ENFORCED_ACCOUNTS: set[str] = set()
 
 
 def _authenticate_unless_unsigned_sts(self: Any, iam_request_cls: type, resource: str = "*") -> None:
@@ -127,10 +135,40 @@ def _authenticate_unless_unsigned_sts(self: Any, iam_request_cls: type, resource
     (as botocore and GitHub's configure-aws-credentials send it) with a 500; AWS needs no signature there."""
     if getattr(self, "service_name", None) == "sts" and self._get_action() in UNSIGNED_STS_ACTIONS:
         return
+    if getattr(self, "current_account", None) in ENFORCED_ACCOUNTS:
+        _check_signature_and_policies(self, iam_request_cls, resource)
+        return
     _authenticate(self, iam_request_cls, resource)
 
 
+def _check_signature_and_policies(self: Any, iam_request_cls: type, resource: str) -> None:
+    """What moto's check does once reset-auth's count is reached (moto/core/authorization.py), for one request:
+    moto's switch is one count for the whole server, which another thread's request would see changed."""
+    if self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
+        return
+    parsed = urlparse(self.uri)
+    path = self.raw_path + (f"?{parsed.query}" if parsed.query else "")
+    request = iam_request_cls(account_id=self.current_account, method=self.method, path=path, data=self.data,
+                              body=self.raw_body, headers=self.headers, action=self._get_action())
+    request.check_signature()
+    request.check_action_permitted(resource)
+
+
+def enforce_iam(request: Any, full_url: str, headers: Any) -> tuple[int, dict, str]:
+    """POST /moto-api/enforce-iam {"accounts": [...]}: the accounts whose requests are checked from now on (an empty
+    list: none but what reset-auth says); answers with the accounts enforced before."""
+    accounts = json.loads(request.data or b"{}").get("accounts", [])
+    if not isinstance(accounts, list) or not all(isinstance(a, str) and re.fullmatch(r"\d{12}", a) for a in accounts):
+        return 400, {"Content-Type": "application/json"}, json.dumps(
+            {"error": f"accounts must be a list of 12-digit account IDs, got {accounts!r}"})
+    before = sorted(ENFORCED_ACCOUNTS)
+    ENFORCED_ACCOUNTS.clear()
+    ENFORCED_ACCOUNTS.update(accounts)
+    return 200, {"Content-Type": "application/json"}, json.dumps({"previous": before, "accounts": sorted(accounts)})
+
+
 ActionAuthenticatorMixin._authenticate_and_authorize_action = _authenticate_unless_unsigned_sts
+moto_api_urls.url_paths["{0}/moto-api/enforce-iam"] = enforce_iam
 
 # Access entries, the authentication mode, where a cluster's API answers, the token's STS request and EKS's
 # authenticator (moto_eks.py); the cluster patches below wrap these.

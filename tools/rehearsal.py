@@ -3,8 +3,9 @@
 (localplatform/rehearsal/staging.yml), from the pipeline to the pods, on the local platform.
 
   account         staging's AWS account in the local AWS API (moto): the administrator who makes the first apply,
-                  AWX's execution role, the Terraform state bucket (terraform/bootstrap); then IAM is enforced: every
-                  later AWS call is allowed only by the caller's own policies
+                  AWX's execution role, the Terraform state bucket (terraform/bootstrap); then IAM is enforced in
+                  that account: every later AWS call is allowed only by the caller's own policies (other accounts,
+                  the local environment's among them, are left as they are)
   infrastructure  Terraform's staging environment applied as that administrator (infrastructure.yml), only what the
                   local AWS API cannot hold left out (localplatform/rehearsal/aws-gaps.yml); EKS then serves the
                   staging cluster at the local API server (its endpoint, CA and tokens: moto_eks.py)
@@ -20,6 +21,10 @@
 
 It prints each phase's time and exits non-zero naming the first phase that failed. IAM enforcement is switched off
 again at the end, whatever happened. Run it on a running local platform with the image built (`make rehearsal`).
+
+`--until infrastructure` stops after that phase and keeps what the later phases need (<state>/rehearsal/state.json);
+`--resume` goes on from there (or runs every phase when no run is paused). The AWS phases touch neither the cluster
+nor the local environment's account, so `make test` runs them beside other tests, and only the rest alone.
 """
 
 from __future__ import annotations
@@ -97,10 +102,12 @@ def as_env(credentials: dict[str, str]) -> dict[str, str]:
 
 
 def iam_enforcement(on: bool) -> None:
-    """moto checks every request against the caller's IAM policies from now on (on), or none again (off)."""
-    request = urllib.request.Request(f"{MOTO}/moto-api/reset-auth", data=(b"0" if on else b"inf"),  # noqa: S310
-                                     method="POST", headers={"Content-Type": "text/plain"})
-    urllib.request.urlopen(request, timeout=10).read()  # noqa: S310 - the local AWS API
+    """moto checks every request in staging's account against the caller's IAM policies from now on (on), or none
+    again (off); the other accounts are not touched (moto_server.py's /moto-api/enforce-iam)."""
+    request = urllib.request.Request(f"{MOTO}/moto-api/enforce-iam", method="POST",  # noqa: S310
+                                     data=json.dumps({"accounts": [ACCOUNT] if on else []}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()  # noqa: S310 # nosec B310 - the local AWS API
 
 
 # --- running the project's own commands ----------------------------------------------------------------------------
@@ -136,10 +143,7 @@ def playbook(*args: str, env: dict[str, str] | None = None, check: bool = True) 
 
 
 def account(state: dict) -> None:
-    """The administrator and AWX's execution role (outside the stack, as in an AWS account), the state bucket.
-    And the local Prometheus, which stands in for staging's kube-prometheus-stack, set up by the project's
-    monitoring role (its PodMonitor's scrape job, its rules) while the local platform may still call its AWS API."""
-    run([str(Path(sys.executable).parent / "ansible-playbook"), "monitoring.yml", "-i", "inventories/local"])
+    """The administrator and AWX's execution role (outside the stack, as in an AWS account), the state bucket."""
     iam = aws("iam")
     trust = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
@@ -268,6 +272,8 @@ def monitoring(state: dict, stack: contextlib.ExitStack) -> None:
     host's loopback, so a forwarder on the node's address stands between)."""
     from kubernetes import client
 
+    # The local Prometheus as the monitoring role sets it up (its PodMonitor's scrape job, its rules).
+    run([str(Path(sys.executable).parent / "ansible-playbook"), "monitoring.yml", "-i", "inventories/local"])
     address = node_address()
     port = stack.enter_context(forwarded(address, CFG.ports["prometheus"]))
     service = STAGING["app_release_prometheus_service"]
@@ -465,16 +471,45 @@ def enforcement_lifted(state: dict) -> Iterator[None]:
             log("IAM enforcement switched off again")
 
 
+# The phases that change the cluster: `staging_cluster` holds it as staging's while they run.
+CLUSTER_PHASES = {"bootstrap", "monitoring", "deploy", "verify"}
+SAVED = WORK / "state.json"
+
+
+def paused_run() -> dict | None:
+    """What a run stopped by --until left for --resume (None when no run is paused)."""
+    if not SAVED.is_file():
+        return None
+    saved = json.loads(SAVED.read_text())
+    return saved if saved.get("paused") else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--version", help="the release to rehearse (default: the tree's app version)")
+    names = [name for name, _ in PHASES]
+    parser.add_argument("--until", choices=names, help="stop after this phase, kept for --resume")
+    parser.add_argument("--resume", action="store_true", help="go on after the phase a run with --until stopped at")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    state: dict = {"version": args.version}
-    timings: list[tuple[str, float]] = []
-    start = time.monotonic()
-    with contextlib.ExitStack() as stack, enforcement_lifted(state), staging_cluster():
+    saved = paused_run() if args.resume else None
+    state: dict = saved["state"] if saved else {"version": args.version}
+    timings: list[tuple[str, float]] = list(saved["timings"].items()) if saved else []
+    todo = names[names.index(saved["paused"]) + 1:] if saved else names
+    if args.until:
+        todo = todo[:todo.index(args.until) + 1] if args.until in todo else []
+    if saved:
+        log(f"resuming the run paused after {saved['paused']}: {', '.join(todo)}")
+    SAVED.unlink(missing_ok=True)
+    with contextlib.ExitStack() as stack, enforcement_lifted(state):
+        if state.get("enforced"):
+            iam_enforcement(True)
+            log("IAM enforced again in the account: every AWS call is allowed by the caller's own policies only")
+        if CLUSTER_PHASES & set(todo):
+            stack.enter_context(staging_cluster())
         for name, phase in PHASES:
+            if name not in todo:
+                continue
             log(f"{name} ...")
             began = time.monotonic()
             try:
@@ -484,10 +519,14 @@ def main() -> int:
                 return 1
             timings.append((name, time.monotonic() - began))
             log(f"{name} done in {timings[-1][1]:.1f} s")
+    if args.until and todo and todo[-1] != names[-1]:
+        SAVED.write_text(json.dumps({"paused": todo[-1], "state": state, "timings": dict(timings)}, default=str))
+        log(f"paused after {todo[-1]}: `{Path(sys.argv[0]).name} --resume` goes on")
+        return 0
     print("\n| phase | seconds |\n| --- | --- |")
     for name, seconds in timings:
         print(f"| {name} | {seconds:.1f} |")
-    print(f"| **rehearsal** | **{time.monotonic() - start:.1f}** |")
+    print(f"| **rehearsal** | **{sum(seconds for _, seconds in timings):.1f}** |")
     (WORK / "result.json").write_text(json.dumps({"timings": dict(timings), **{
         k: v for k, v in state.items() if k in ("version", "pods", "deploy_steps")}}, indent=2, default=str))
     return 0

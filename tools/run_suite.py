@@ -5,15 +5,18 @@
   lock), so they run one after another.
 - side lane, at the same time: the unit tests and the integration modules that never touch that cluster (Docker and
   the registry, PostgreSQL servers of their own, Terraform on moto, act in its containers), then the Molecule
-  scenarios that never touch it (the infrastructure role: Terraform on moto). Everything that takes the local
-  environment's Terraform state lock is in this lane, one after the other (test_awx_infrastructure,
-  test_infrastructure, the infrastructure scenario): a plan in the other lane would be refused while one holds it.
+  scenarios that never touch it (the infrastructure role: Terraform on moto). The staging rehearsal's AWS phases
+  run here too, last (test_rehearsal_aws.py): they enforce IAM in staging's account only, which no other test
+  uses. Everything that takes the local environment's Terraform state lock is in this lane, one after the other
+  (test_awx_infrastructure, test_infrastructure, the infrastructure scenario): a plan in the other lane would be
+  refused while one holds it.
   Most of the cluster lane's time is spent waiting on rollouts, scrapes and alerts; the side lane fills it, at the
   lowest CPU priority (nice 19, its own autogroup): on two cores it must not slow the cluster lane, the longer of
   the two, which it did by 25-40 % at equal priority.
 - alone, after both: modules that change what every other test relies on - test_aws_permissions turns IAM
-  enforcement on in the one moto server both lanes call; test_rehearsal does too, and takes the cluster over as
-  staging's (the worker node untainted, the simulated nodes cordoned, the colors namespace replaced).
+  enforcement on in the one moto server both lanes call (every account); test_rehearsal resumes the rehearsal the
+  side lane began and takes the cluster over as staging's (the worker node untainted, the simulated nodes
+  cordoned, the colors namespace replaced).
 
 Each lane's output is printed whole (the side lane's once it ends); the run fails when any step fails or collects
 no test (pytest's exit status 5; `make molecule` fails when no scenario passed), and names which.
@@ -35,7 +38,8 @@ SIDE = ("tests/unit", "tests/integration/test_terraform_plans.py", "tests/integr
         "tests/integration/test_awx_infrastructure.py", "tests/integration/test_infrastructure.py",
         "tests/integration/test_image.py",
         "tests/integration/test_scan.py", "tests/integration/test_app_postgres.py",
-        "tests/integration/test_pipelines.py", "tests/integration/test_runners.py")
+        "tests/integration/test_pipelines.py", "tests/integration/test_runners.py",
+        "tests/integration/test_rehearsal_aws.py")
 SIDE_MOLECULE = ("infrastructure",)
 ALONE = ("tests/integration/test_aws_permissions.py", "tests/integration/test_rehearsal.py")
 

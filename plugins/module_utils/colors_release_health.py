@@ -107,8 +107,11 @@ def why_not_ready(pod: dict) -> str:
             states.append(f"{cs.get('name')} terminated: {terminated.get('reason', '?')}, exit code "
                           f"{terminated.get('exitCode')}")
         elif not cs.get("ready"):
+            last = _get(cs, "lastState", "terminated", default={}) or {}
             states.append(f"{cs.get('name')} running, not ready"
-                          + (f", restarts {cs['restartCount']}" if cs.get("restartCount") else ""))
+                          + (f", restarts {cs['restartCount']}" if cs.get("restartCount") else "")
+                          + (f" (last ended: {last.get('reason', '?')}, exit code {last.get('exitCode')})"
+                             if last else ""))
     ready = _condition(pod, "Ready")
     said = "; ".join(states) or ready.get("message") or ready.get("reason") or "no container status yet"
     return f"pod {name} on {node}: {phase}, {said}"

@@ -1,7 +1,8 @@
 """The staging rehearsal (`make rehearsal`, tools/rehearsal.py) as `make test` runs it: inventories/staging through
 an overlay that moves endpoints only, from staging's Terraform apply to moto with IAM enforced, to the deploy
 workflow's staging job under act releasing onto the worker node from the registry, on a real PostgreSQL. It runs
-alone (tools/run_suite.py): it enforces IAM in the one moto server and takes the cluster over as staging's.
+alone (tools/run_suite.py): it takes the cluster over as staging's. Its AWS phases ran before, beside other tests
+(test_rehearsal_aws.py); it resumes from there.
 
 Each assertion reads back what the rehearsal left in the real systems: the AWS API, the cluster, the audit log."""
 
@@ -18,8 +19,10 @@ ACCOUNT, REGION = "111111111111", "eu-west-1"
 
 @pytest.fixture(scope="module")
 def rehearsal(execution_environment):
-    """The rehearsal, its playbooks run from the operations toolchain (what runners and AWX have)."""
-    result = run(["python", "tools/rehearsal.py"], timeout=2400, COLORS_OPS_VENV=str(execution_environment))
+    """The rehearsal, its playbooks run from the operations toolchain (what runners and AWX have): resumed after the
+    AWS phases test_rehearsal_aws.py ran in the side lane, or whole when it did not run."""
+    result = run(["python", "tools/rehearsal.py", "--resume"], timeout=2400,
+                 COLORS_OPS_VENV=str(execution_environment))
     print(result.stdout[-6000:])
     assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
     return json.loads((STATE / "rehearsal" / "result.json").read_text()), result.stdout
@@ -27,8 +30,8 @@ def rehearsal(execution_environment):
 
 def test_every_phase_of_the_rehearsal_ran(rehearsal):
     summary, out = rehearsal
-    assert list(summary["timings"]) == ["account", "infrastructure", "database", "publish", "bootstrap", "deploy",
-                                        "verify"]
+    assert list(summary["timings"]) == ["account", "infrastructure", "database", "publish", "bootstrap",
+                                        "monitoring", "deploy", "verify"]
     assert "IAM enforced" in out
 
 

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -248,3 +249,42 @@ def test_with_iam_enforced_policies_are_judged_as_aws_judges_them(moto, cluster)
             eks.describe_cluster(name=CLUSTER)
     finally:
         reset(b"inf")
+
+
+def test_iam_enforced_in_one_account_leaves_the_other_accounts_as_they_were(moto):
+    """POST /moto-api/enforce-iam: the staging rehearsal's account checks every request (signature, then policies)
+    while the local environment's account, which another lane's tests use at the same time, is not checked."""
+    url = moto[0]
+
+    def enforce(accounts) -> tuple[int, dict]:
+        request = urllib.request.Request(f"{url}/moto-api/enforce-iam", method="POST",  # noqa: S310
+                                         data=json.dumps({"accounts": accounts}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    iam = client(url, "iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]})
+    iam.create_role(RoleName="colors-iam-test-lister", AssumeRolePolicyDocument=trust)
+    iam.put_role_policy(RoleName="colors-iam-test-lister", PolicyName="p", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:ListRoles", "Resource": "*"}]}))
+    lister = session_of(url, f"arn:aws:iam::{ACCOUNT}:role/colors-iam-test-lister")
+    default_account = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
+                                            aws_secret_access_key="testing").client(  # noqa: S106 # pragma: allowlist secret
+        "iam", endpoint_url=url)
+    assert enforce(["not-an-account"])[0] == 400
+    assert enforce([ACCOUNT]) == (200, {"previous": [], "accounts": [ACCOUNT]})
+    try:
+        assert default_account.list_users()["Users"] == []  # another account: unchecked
+        with pytest.raises(iam.exceptions.ClientError, match="InvalidClientTokenId"):
+            iam.list_roles()  # keys IAM never issued, in the enforced account
+        assert client(url, "iam", **lister).list_roles()["Roles"]
+        with pytest.raises(iam.exceptions.ClientError, match="not authorized to perform: iam:ListUsers"):
+            client(url, "iam", **lister).list_users()
+    finally:
+        assert enforce([])[1]["previous"] == [ACCOUNT]
+    assert iam.list_roles()["Roles"]

@@ -89,11 +89,18 @@ def test_a_progress_deadline_names_what_each_unready_pod_of_the_new_revision_rep
              "spec": {"nodeName": "worker"},
              "status": {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"},
                                                            {"type": "Ready", "status": "True"}]}}
-    verdict = health.assess(deployment(ready=1, updated=3, total=3, conditions=[cond]), RS,
-                            [unscheduled, unready, ready, pod("old")])
+    restarted = {"metadata": {"name": "colors-new-d", "labels": {"pod-template-hash": "new"}},
+                 "spec": {"nodeName": "worker"},
+                 "status": {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}],
+                            "containerStatuses": [{"name": "colors", "ready": False, "restartCount": 3,
+                                                   "state": {"running": {}},
+                                                   "lastState": {"terminated": {"reason": "Error", "exitCode": 137}}}]}}
+    verdict = health.assess(deployment(ready=1, updated=4, total=4, conditions=[cond]), RS,
+                            [unscheduled, unready, ready, restarted, pod("old")])
     assert verdict.evidence[1:] == [
         "pod colors-new-a: Pending, not scheduled (0/3 nodes are available: 1 Insufficient cpu.)",
-        "pod colors-new-b on worker: Running, colors running, not ready"]
+        "pod colors-new-b on worker: Running, colors running, not ready",
+        "pod colors-new-d on worker: Running, colors running, not ready, restarts 3 (last ended: Error, exit code 137)"]
 
 
 def _prom(*values):
