@@ -16,7 +16,7 @@ import uvicorn
 
 from .config import EX_CONFIG, ConfigError, Settings
 from .observability import configure_logging
-from .store import MemoryStore, PostgresStore, migrate
+from .store import MIGRATIONS, MemoryStore, PostgresStore, SchemaAhead, kind_of, migrate
 from .web import create_app
 
 log = logging.getLogger("colors")
@@ -54,6 +54,19 @@ def serve(settings: Settings) -> int:
     return 0 if server.started else 1
 
 
+def _termination_message(result: dict) -> None:
+    """What the migration did, as the container's termination message (the release reads it from the pod's status:
+    the contract migrations it ran are recorded in the ledger, and no rollback goes back past them)."""
+    import contextlib
+    import json
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("COLORS_TERMINATION_MESSAGE_PATH", "/dev/termination-log"))
+    with contextlib.suppress(OSError):  # not in a pod (no such file, or not writable): the log line says the same
+        path.write_text(json.dumps(result))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -71,11 +84,13 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             applied = migrate(settings.database_url)
-        except psycopg.Error as exc:
+        except (psycopg.Error, SchemaAhead) as exc:
             # One line, the last of the log: the kubelet keeps it as the termination message the release prints.
             log.error("migration failed: %s", " ".join(str(exc).split()))
             return 1
-        log.info("migrated", extra={"applied": applied})
+        contract = [name for name, sql in MIGRATIONS if name in applied and kind_of(sql) == "contract"]
+        log.info("migrated", extra={"applied": applied, "contract": contract})
+        _termination_message({"applied": applied, "contract": contract})
         return 0
     if argv:
         log.error("unknown command %s; allowed: migrate (or none to serve)", argv[0])

@@ -1,8 +1,12 @@
 """Where colors and palettes live: PostgreSQL in staging and production, memory for the local default.
 
-Schema changes are expand/contract: each migration in migrations/ only adds (tables, nullable columns, indexes),
-so the previous release runs on the newer schema and a rollback never needs a down-migration. The app is ready
-when the schema is at least the version it needs (REQUIRED_SCHEMA), not exactly it.
+Schema changes are expand/contract: a migration in migrations/ says which it is on its first line ("-- expand:" or
+"-- contract:"). An expand migration only adds (tables, nullable columns, indexes), so the previous release runs on
+the newer schema and a rollback never needs a down-migration. A contract migration removes or narrows what earlier
+releases may use (the one running when it is applied must no longer use it: expand, release, then contract): once
+it ran, no release older than it is run again - its migrate refuses, naming the migration, and the release engine
+refuses a rollback past it (the ledger records it). The app is ready when the schema is at least the version it
+needs (REQUIRED_SCHEMA), not exactly it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,22 @@ CATALOG = json.loads(resources.files(__package__).joinpath("catalog.json").read_
 MIGRATIONS = sorted((p.name, p.read_text()) for p in resources.files(__package__).joinpath("migrations").iterdir()
                     if p.name.endswith(".sql"))
 REQUIRED_SCHEMA = 3
+KNOWN_SCHEMA = max((int(name.split("_", 1)[0]) for name, _ in MIGRATIONS), default=0)
+
+
+def kind_of(sql: str) -> str:
+    """"contract" when the migration says so on its first line, else "expand"."""
+    return "contract" if sql.lstrip().lower().startswith("-- contract") else "expand"
+
+
+class SchemaAhead(RuntimeError):
+    """The database holds a contract migration newer than this release: it cannot run on that schema."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"the database has {', '.join(names)}, not expand-only (contract) and newer than this "
+                         f"release (migrations up to {KNOWN_SCHEMA}): this release cannot run on that schema; "
+                         "release a version that includes it instead")
+        self.names = names
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
@@ -144,13 +164,20 @@ class PostgresStore:
 
 def migrate(url: str) -> list[str]:
     """Apply pending migrations (one transaction each, serialised by an advisory lock) and seed the catalog.
-    Returns the migrations applied. Safe to run concurrently and repeatedly."""
+    Returns the migrations applied. Safe to run concurrently and repeatedly. Raises SchemaAhead, changing nothing,
+    when the database holds a contract migration newer than this release's."""
     import psycopg
 
     applied = []
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
                      " applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'expand'")
+        ahead = [name for (name,) in conn.execute(
+            "SELECT name FROM schema_migrations WHERE kind = 'contract' AND version > %s ORDER BY version",
+            (KNOWN_SCHEMA,)).fetchall()]
+        if ahead:
+            raise SchemaAhead(ahead)
         for name, sql in MIGRATIONS:
             version = int(name.split("_", 1)[0])
             with conn.transaction():
@@ -158,7 +185,8 @@ def migrate(url: str) -> list[str]:
                 if conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone():
                     continue
                 conn.execute(sql)
-                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+                conn.execute("INSERT INTO schema_migrations (version, name, kind) VALUES (%s, %s, %s)",
+                             (version, name, kind_of(sql)))
                 applied.append(name)
         with conn.transaction():
             for c in CATALOG["colors"]:

@@ -29,11 +29,46 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_release_lock 
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_watch import RolloutWatcher
 
 
-def ledger_notes(holder: str | None, freeze_override: str | None = None) -> dict[str, str]:
-    """The ledger fields naming the release lock's holder this run broke to run, if it broke one, and why it went
-    out during a deploy freeze, if it did."""
+def ledger_notes(holder: str | None, freeze_override: str | None = None,
+                 contract_migrations: list[str] | None = None) -> dict[str, Any]:
+    """The ledger fields naming the release lock's holder this run broke to run, if it broke one, why it went
+    out during a deploy freeze, if it did, and the migrations it ran that are not expand-only, if any."""
     return {**({"pre_empted": holder} if holder else {}),
-            **({"freeze_override": freeze_override} if freeze_override else {})}
+            **({"freeze_override": freeze_override} if freeze_override else {}),
+            **({"contract_migrations": list(contract_migrations)} if contract_migrations else {})}
+
+
+def release_notes(params: dict) -> dict[str, Any]:
+    """ledger_notes of a release's parameters."""
+    return ledger_notes(params.get("pre_empts"), params.get("freeze_override"), params.get("contract_migrations"))
+
+
+def past_a_contract(ledger: list[dict], target_image: str | None) -> dict | None:
+    """The newest ledger entry, since the target image last served (its newest succeeded entry), of a release that
+    ran a migration that is not expand-only: the target cannot run on the schema it left. None when there is none."""
+    entries = sorted(ledger, key=lambda e: str(e.get("id", "")))
+    served = max((i for i, e in enumerate(entries) if e.get("image") == target_image
+                  and e.get("verdict") == "succeeded"), default=-1)
+    return next((e for e in reversed(entries[served + 1:]) if e.get("contract_migrations")), None)
+
+
+def refuse_past_a_contract(ledger: list[dict], target_image: str | None, what: str) -> None:
+    """Raise, naming the migration, when rolling back to target_image would run it on a schema it cannot use."""
+    blocker = past_a_contract(ledger, target_image)
+    if blocker:
+        raise ReleaseFailed(
+            f"{what} to {target_image} refused: release {blocker.get('version')} ({blocker.get('image')}) ran "
+            f"migration {', '.join(blocker['contract_migrations'])}, which is not expand-only (contract): "
+            f"{target_image} cannot run on that schema. Nothing was changed. Roll forward instead: release a "
+            "version that includes the migration.", {"blocked_by": blocker})
+
+
+def refuse_an_earlier_release_past_a_contract(ledger: list[dict], image: str | None, version: str) -> None:
+    """Raise when the image being released served before a release that ran a contract migration (a release of an
+    earlier version is a rollback by another name); an image that never served is not judged here - its own
+    migration refuses a schema ahead of it."""
+    if any(e.get("image") == image and e.get("verdict") == "succeeded" for e in ledger):
+        refuse_past_a_contract(ledger, image, f"Releasing {version} again, going back")
 
 
 class RollingRelease:
@@ -76,7 +111,7 @@ class RollingRelease:
 
         entry = ledger_entry(self.p["actor"], result["image"], "rolling", result["previous_image"],
                              self.p["version"], previous_version=self.p.get("previous_version"),
-                             **ledger_notes(self.p.get("pre_empts"), self.p.get("freeze_override")))
+                             **release_notes(self.p))
         self.watcher.report(f"rolling {self.name} to {result['image']} (revision of {self.p['version']})")
         verdict = self.watcher.judge(routed=bool(self.p.get("service")))
         if verdict.state == "healthy":  # healthy as judged, and still what this run applied when it says so
@@ -103,10 +138,15 @@ class RollingRelease:
                                     f"{lost}", result) from lost
             raise ReleaseFailed(f"{failure} This release stopped: it restored nothing and recorded no success.",
                                 {**result, "ledger_entry": entry})
-        if not self.p["auto_rollback"] or previous_rs is None:
+        contract = self.p.get("contract_migrations") or []
+        if not self.p["auto_rollback"] or previous_rs is None or contract:
             entry["finished"] = utcnow()
             self._record(entry, record)
-            reason = "automatic rollback is off" if not self.p["auto_rollback"] else "there is no earlier release"
+            reason = ("automatic rollback is off" if not self.p["auto_rollback"]
+                      else "there is no earlier release" if previous_rs is None
+                      else (f"this release ran migration {', '.join(contract)}, which is not expand-only (contract): "
+                            f"{image_of(previous_rs)} cannot run on that schema. Roll forward instead: release a "
+                            "version that fixes this one"))
             raise ReleaseFailed(f"{failure} Nothing was restored: {reason}.", {**result, "ledger_entry": entry})
 
         self.watcher.report(f"gate {verdict.gate} failed: rolling back to revision {revision_of(previous_rs)}")
@@ -189,6 +229,7 @@ def manual_rollback(engine: RollingRelease, to_revision: int | None, to_version:
                               "history": recorded}
     if revision_of(target) == current:
         return {**result, "changed": False, "verdict": {"state": "unchanged"}}
+    refuse_past_a_contract(engine.api.ledger(engine.namespace, engine.name), image_of(target), "Rollback")
     if check_mode:
         return {**result, "changed": True, "verdict": {"state": "would-roll-back"}}
     entry = ledger_entry(actor, image_of(target), "manual-rollback", image_of(deployment), **ledger_notes(pre_empts))
@@ -282,8 +323,7 @@ class BlueGreenRelease:
             return {**result, "changed": True, "verdict": {"state": "would-release"}}
 
         entry = ledger_entry(self.p["actor"], result["image"], "blue_green", result.get("previous_image"),
-                             self.p["version"], color=target, previous_color=active,
-                             **ledger_notes(self.p.get("pre_empts"), self.p.get("freeze_override")))
+                             self.p["version"], color=target, previous_color=active, **release_notes(self.p))
         body = colored(self.p["deployment"], target)
         watcher = self.watcher(target)
         # Full size again, also when an earlier failure scaled it to zero; from now on a later generation of this
@@ -358,6 +398,7 @@ class BlueGreenRelease:
             raise ReleaseFailed(f"Cannot switch back to {other}: {self.name}-{other} {why}.", {"active_color": active})
         result = {"changed": True, "from_color": active, "to_color": other, "target_image": image_of(deployment),
                   "from_image": image_of(self.api.get_deployment(self.namespace, f"{self.name}-{active}"))}
+        refuse_past_a_contract(self.api.ledger(self.namespace, self.name), result["target_image"], "Switching back")
         if check_mode:
             return {**result, "verdict": {"state": "would-switch-back"}}
         start = self.clock()
@@ -409,7 +450,7 @@ class CanaryRelease:
         if check_mode:
             return {**result, "changed": True, "verdict": {"state": "would-release"}}
         entry = ledger_entry(self.p["actor"], result["image"], "canary", result["previous_image"], self.p["version"],
-                             **ledger_notes(self.p.get("pre_empts"), self.p.get("freeze_override")))
+                             **release_notes(self.p))
         for step in self.p["canary_steps"]:
             if step["percent"] >= 100:
                 break

@@ -78,6 +78,14 @@ options:
   freeze_override:
     description: Why this release goes out during a deploy freeze (recorded in the ledger as C(freeze_override)).
     type: str
+  contract_migrations:
+    description:
+      - The migrations this release ran that are not expand-only (contract), as its migration Job reported them.
+      - Recorded in the ledger; a failed release that ran one is not rolled back automatically (the earlier
+        release cannot run on that schema), and no later rollback goes back past it.
+    type: list
+    elements: str
+    default: []
   poll_interval:
     description: Seconds between two looks at the gates.
     type: float
@@ -247,11 +255,13 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import ( 
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import (  # noqa: E402
     ClusterApi,
     Resilient,
+    image_of,
 )
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_engine import (  # noqa: E402
     BlueGreenRelease,
     CanaryRelease,
     RollingRelease,
+    refuse_an_earlier_release_past_a_contract,
 )
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_lock import (  # noqa: E402
     LOCK_ARG_SPEC,
@@ -271,6 +281,7 @@ def argument_spec() -> dict:
         api_outage_tolerance=dict(type="float", default=60),
         pre_empts=dict(type="str"),
         freeze_override=dict(type="str"),
+        contract_migrations=dict(type="list", elements="str", default=[]),
         strategy=dict(type="str", choices=["rolling", "blue_green", "canary"], default="rolling"),
         canary_steps=dict(type="list", elements="dict", default=[]),
         canary_pause=dict(type="float", default=0),
@@ -336,6 +347,8 @@ def main() -> None:
             api, sleep = held_for_engine(ClusterApi(client.client, dry_run=module.check_mode), client.client.client,
                                          params["namespace"], params.get("lock"), module.check_mode)
             api = Resilient(api, f"the release of {params['version']}", params["api_outage_tolerance"], sleep=sleep)
+            ledger = api.ledger(params["namespace"], params["deployment"]["metadata"]["name"])
+            refuse_an_earlier_release_past_a_contract(ledger, image_of(params["deployment"]), params["version"])
             return strategy(api, params, sleep=sleep).run(check_mode=module.check_mode)
 
     run_module(argument_spec(), body, "Release")

@@ -8,7 +8,7 @@ import re
 
 import pytest
 from colors_app.config import Settings
-from colors_app.store import MIGRATIONS, REQUIRED_SCHEMA, PostgresStore, migrate
+from colors_app.store import MIGRATIONS, REQUIRED_SCHEMA, PostgresStore, SchemaAhead, kind_of, migrate
 from colors_app.web import create_app
 from helpers import postgres_server
 from starlette.testclient import TestClient
@@ -29,11 +29,12 @@ def _settings(url: str) -> Settings:
     return Settings.from_env({"COLORS_STORE": "postgres", "COLORS_DATABASE_URL": url, "COLORS_API_KEY": "k"})
 
 
-def test_every_migration_only_expands():
+def test_every_migration_only_expands_unless_it_says_it_contracts():
     assert len(MIGRATIONS) >= REQUIRED_SCHEMA
     for name, sql in MIGRATIONS:
         code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-        assert not CONTRACTING.search(code) or "contract" in name, f"{name} removes or narrows schema"
+        assert not CONTRACTING.search(code) or kind_of(sql) == "contract", f"{name} removes or narrows schema"
+        assert sql.lstrip().lower().startswith(("-- expand", "-- contract")), f"{name} does not say its kind"
 
 
 def test_migrations_apply_once_and_seed_the_catalog(postgres_url):
@@ -77,6 +78,26 @@ def test_an_older_release_stays_ready_on_a_newer_expanded_schema(postgres_url):
     with TestClient(app) as client:
         assert client.get("/readyz").json() == {"ready": True, "reason": "schema 99"}
         assert client.get("/api/colors", params={"q": "blue"}).json()["count"] >= 8
+
+
+def test_an_older_release_refuses_a_schema_a_newer_contract_migration_changed(postgres_url):
+    """A release of a version older than a contract migration: its migrate refuses, naming it, and changes nothing."""
+    import psycopg
+
+    migrate(postgres_url)
+    conn = psycopg.connect(postgres_url, autocommit=True)
+    kinds = dict(conn.execute("SELECT name, kind FROM schema_migrations").fetchall())
+    assert {kinds[name] for name, _ in MIGRATIONS} == {"expand"}
+    conn.execute("INSERT INTO schema_migrations (version, name, kind)"
+                 " VALUES (98, '0098_contract_drop.sql', 'contract')")
+    try:
+        before = conn.execute("SELECT version, name, kind FROM schema_migrations ORDER BY version").fetchall()
+        with pytest.raises(SchemaAhead, match=r"the database has 0098_contract_drop.sql, not expand-only"):
+            migrate(postgres_url)
+        assert conn.execute("SELECT version, name, kind FROM schema_migrations ORDER BY version").fetchall() == before
+    finally:
+        conn.execute("DELETE FROM schema_migrations WHERE version = 98")
+        conn.close()
 
 
 def test_a_database_that_is_not_migrated_keeps_the_app_unready(postgres_url):

@@ -4,7 +4,9 @@ PostgreSQL that the worker node's pods reach over the network, with a password a
 the CA bundle the release fetches from `app_release_database_ca_url` and mounts (sslmode=verify-full), as RDS's bundle
 is provided in staging and prod. The first release starts from an empty database; the migration Job finishes before
 any pod of the release starts; a migration that fails (here: a bundle that does not verify the server) stops the
-release before its pods start, naming what the migration said, and the running release keeps serving."""
+release before its pods start, naming what the migration said, and the running release keeps serving. A release
+whose migration is not expand-only is recorded so: no rollback, nor a release of the version before it, goes back
+past it - each refused, naming the migration, with nothing changed."""
 
 from __future__ import annotations
 
@@ -17,13 +19,18 @@ from urllib.parse import urlsplit
 import pytest
 from colors_app.store import MIGRATIONS
 from colors_platform.database import database_certificates, served_bundle
-from helpers import ansible_playbook, image_as, moto_client, postgres_server
+from helpers import APP_VERSION, ansible_playbook, image_as, moto_client, postgres_server, run
 
 pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
 NS = "migrations"
 SECRET_ID = "colors-local/migrations"  # noqa: S105 - a name: the values are generated below
 APP_USER = "colors_app"
-FIRST, SECOND = "6.0.0", "6.1.0"
+FIRST, SECOND, CONTRACTING = "6.0.0", "6.1.0", "6.2.0"
+# A migration that is not expand-only: 6.1.0 inserts palettes without an author, so it cannot run once this ran.
+CONTRACT = "0004_contract_palette_author_required.sql"
+CONTRACT_SQL = ("-- contract: every palette names its author; releases before this one insert palettes without one.\n"
+                "UPDATE palettes SET created_by = 'unknown' WHERE created_by IS NULL;\n"
+                "ALTER TABLE palettes ALTER COLUMN created_by SET NOT NULL;\n")
 CA_PATH = "/etc/colors/database-ca/ca.pem"  # where app_release mounts the bundle
 # A NodePort of its own keeps the smoke gate on (30080: colors, 30081: test_worker_node); the metric gates are off (the
 # local Prometheus' PodMonitor job watches the colors namespace).
@@ -85,9 +92,11 @@ def namespace(k8s, secret):
     rbac.delete_cluster_role(f"colors-deployer-namespace-{NS}")
 
 
-def deploy(ca_url, version: str, *extra: str):
+def deploy(ca_url, version: str, *extra: str, built: bool = False):
+    """deploy.yml of `version`: the tree's image tagged so, unless `built` (an image of its own under that tag)."""
     return ansible_playbook(
-        "deploy.yml", "-i", "inventories/local", "-e", f"app_release_version={image_as(version)}",
+        "deploy.yml", "-i", "inventories/local",
+        "-e", f"app_release_version={version if built else image_as(version)}",
         "-e", f"app_release_database_ca_url={ca_url.url}",
         "-e", f"app_release_namespace={NS}", "-e", f"cluster_bootstrap_app_namespace={NS}",
         "-e", f"app_release_node_port={NODE_PORT}", "-e", "app_release_prometheus_url=",
@@ -197,3 +206,42 @@ def test_a_migration_that_fails_stops_the_release_before_its_pods_start(k8s, dat
     assert len(jobs) == 2 and jobs[0].metadata.uid == failed.metadata.uid and jobs[1].status.succeeded == 1
     pods = release_pods(k8s, SECOND)
     assert ready(pods) and {bundle_of(p) for p in pods} == {bundle_of(running[0])}
+
+
+def contracting_image(version: str) -> str:
+    """The tree's image with one more migration, not expand-only, under `version`, loaded into the worker node."""
+    write = (f"import pathlib, colors_app; (pathlib.Path(colors_app.__file__).parent / 'migrations' / {CONTRACT!r})"
+             f".write_text({CONTRACT_SQL!r})")
+    dockerfile = "\n".join([f"FROM localhost/colors:{APP_VERSION}", "USER root", f"RUN python3 -c {json.dumps(write)}",
+                            "USER 10001:10001"]) + "\n"
+    built = run(["docker", "build", "--quiet", "--tag", f"localhost/colors:{version}", "-"], input=dockerfile,
+                DOCKER_BUILDKIT="0")
+    assert built.returncode == 0, built.stderr[-2000:]
+    loaded = run(["python", "localplatform/platformctl.py", "load-images", f"localhost/colors:{version}"])
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    return version
+
+
+def test_no_rollback_goes_back_past_a_migration_that_is_not_expand_only(k8s, database, ca_url, namespace):
+    """The drill as the deployer: a release runs a contract migration; rollback.yml, and releasing the version
+    before it again, are each refused naming the migration, and the release keeps serving."""
+    result = deploy(ca_url, contracting_image(CONTRACTING), built=True)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert applied(database)[-1] == CONTRACT
+    entries = [json.loads(cm.data["entry"]) for cm in k8s[0].list_namespaced_config_map(
+        NS, label_selector="colors.io/release-ledger=colors").items]
+    (newest,) = [e for e in entries if e["version"] == CONTRACTING]
+    assert newest["verdict"] == "succeeded" and newest["contract_migrations"] == [CONTRACT], newest
+    serving = {p.metadata.uid for p in release_pods(k8s, CONTRACTING)}
+    refused = (f"refused: release {CONTRACTING} (localhost/colors:{CONTRACTING}) ran migration {CONTRACT}, which is "
+               f"not expand-only (contract): localhost/colors:{SECOND} cannot run on that schema. Nothing was changed.")
+    rolled = ansible_playbook("rollback.yml", "-i", "inventories/local", "-e", f"app_release_namespace={NS}",
+                              "-e", f"cluster_bootstrap_app_namespace={NS}")
+    said = " ".join(rolled.stdout.split())
+    assert rolled.returncode != 0 and f"Rollback to localhost/colors:{SECOND} {refused}" in said, said[-3000:]
+    again = deploy(ca_url, SECOND)
+    said = " ".join(again.stdout.split())
+    assert again.returncode != 0 and f"going back to localhost/colors:{SECOND} {refused}" in said, said[-3000:]
+    pods = release_pods(k8s, CONTRACTING)
+    assert ready(pods) and {p.metadata.uid for p in pods} == serving
+    assert release_pods(k8s, SECOND) == []

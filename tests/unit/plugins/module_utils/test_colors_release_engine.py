@@ -92,9 +92,10 @@ class FakeCluster:
         self.entries.append(copy.deepcopy(entry))
 
 
-def release(cluster, image, auto_rollback=True, check_mode=False):
+def release(cluster, image, auto_rollback=True, check_mode=False, contract=()):
     params = {"namespace": "colors", "deployment": manifest(image), "version": image.rsplit(":", 1)[1],
-              "actor": "tester", "auto_rollback": auto_rollback, "poll_interval": 0}
+              "actor": "tester", "auto_rollback": auto_rollback, "poll_interval": 0,
+              "contract_migrations": list(contract)}
     return engine.RollingRelease(cluster, params, sleep=lambda s: None).run(check_mode=check_mode)
 
 
@@ -236,6 +237,40 @@ def test_manual_rollback_in_check_mode_changes_nothing():
     result = _rollback(cluster, check_mode=True)
     assert result["verdict"] == {"state": "would-roll-back"} and result["target_image"] == "colors:1.0.0"
     assert cluster.deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "colors:1.1.0"
+
+
+def test_a_failed_release_that_ran_a_contract_migration_is_not_rolled_back_and_says_why():
+    cluster = FakeCluster({"colors:1.1.0": "CrashLoopBackOff"})
+    release(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed) as err:
+        release(cluster, "colors:1.1.0", contract=["0004_contract_author_required.sql"])
+    assert ("Nothing was restored: this release ran migration 0004_contract_author_required.sql, which is not "
+            "expand-only (contract): colors:1.0.0 cannot run on that schema") in str(err.value)
+    assert cluster.deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "colors:1.1.0"
+    assert cluster.entries[-1]["verdict"] == "failed"
+    assert cluster.entries[-1]["contract_migrations"] == ["0004_contract_author_required.sql"]
+
+
+def test_no_rollback_goes_back_past_a_contract_migration_and_later_ones_still_do():
+    cluster = FakeCluster()
+    release(cluster, "colors:1.0.0")
+    release(cluster, "colors:1.1.0", contract=["0004_contract_author_required.sql"])
+    release(cluster, "colors:1.2.0")
+    before = (cluster.applied, len(cluster.entries))
+    for check_mode in (True, False):
+        with pytest.raises(engine.ReleaseFailed, match=(
+                r"Rollback to colors:1\.0\.0 refused: release 1\.1\.0 \(colors:1\.1\.0\) ran migration "
+                r"0004_contract_author_required\.sql, which is not expand-only \(contract\): colors:1\.0\.0 cannot "
+                r"run on that schema. Nothing was changed.")):
+            _rollback(cluster, to_version="1.0.0", check_mode=check_mode)
+    assert (cluster.applied, len(cluster.entries)) == before
+    assert _rollback(cluster)["target_image"] == "colors:1.1.0"  # the contract release itself: its schema
+    assert engine.past_a_contract(cluster.entries, "colors:1.2.0") is None
+    # Releasing the version from before the contract again is the same rollback by another name; a new one is not.
+    with pytest.raises(engine.ReleaseFailed, match=r"Releasing 1\.0\.0 again, going back to colors:1\.0\.0 refused: "
+                                                   r"release 1\.1\.0 \(colors:1\.1\.0\) ran migration"):
+        engine.refuse_an_earlier_release_past_a_contract(cluster.entries, "colors:1.0.0", "1.0.0")
+    engine.refuse_an_earlier_release_past_a_contract(cluster.entries, "colors:1.3.0", "1.3.0")
 
 
 def test_a_colour_gets_its_own_name_selector_and_pod_label_and_the_service_follows_it():

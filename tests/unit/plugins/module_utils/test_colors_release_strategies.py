@@ -325,6 +325,18 @@ def test_switching_back_routes_the_service_to_the_other_colour_and_records_it():
         "manual-rollback", "on-call", "blue")
 
 
+def test_switching_back_past_a_contract_migration_is_refused_naming_it():
+    cluster = Cluster()
+    blue_green(cluster, "colors:1.0.0")
+    engine.BlueGreenRelease(cluster, params("colors:1.1.0", contract_migrations=["0004_contract_x.sql"]),
+                            sleep=lambda s: None).run()
+    assert cluster.entries[-1]["contract_migrations"] == ["0004_contract_x.sql"]
+    with pytest.raises(engine.ReleaseFailed, match=r"Switching back to colors:1\.0\.0 refused: release 1\.1\.0 "
+                                                   r"\(colors:1\.1\.0\) ran migration 0004_contract_x\.sql"):
+        switch_back(cluster)
+    assert cluster.routed_color() == "green" and len(cluster.entries) == 2
+
+
 def test_switching_back_in_check_mode_changes_nothing():
     cluster = Cluster()
     blue_green(cluster, "colors:1.0.0")
