@@ -5,7 +5,9 @@
   lock), so they run one after another.
 - side lane, at the same time: the unit tests and the integration modules that never touch that cluster (Docker and
   the registry, PostgreSQL servers of their own, Terraform on moto, act in its containers), then the Molecule
-  scenarios that never touch it (the infrastructure role: Terraform on moto). The staging rehearsal's AWS phases
+  scenarios that never touch it (the infrastructure role: Terraform on moto) or touch only namespaces of their own
+  (molecule-*: app_release, app_secrets, cluster_bootstrap; preflight only reads), on the simulated nodes - the
+  deployer-access test leaves their namespaces' requests out of what it compares. The staging rehearsal's AWS phases
   run here too, last (test_rehearsal_aws.py): they enforce IAM in staging's account only, which no other test
   uses. Everything that takes the local environment's Terraform state lock is in this lane, one after the other
   (test_awx_infrastructure, test_infrastructure, the infrastructure scenario): a plan in the other lane would be
@@ -40,7 +42,7 @@ SIDE = ("tests/unit", "tests/integration/test_terraform_plans.py", "tests/integr
         "tests/integration/test_scan.py", "tests/integration/test_app_postgres.py",
         "tests/integration/test_pipelines.py", "tests/integration/test_runners.py",
         "tests/integration/test_rehearsal_aws.py")
-SIDE_MOLECULE = ("infrastructure",)
+SIDE_MOLECULE = ("infrastructure", "preflight", "app_secrets", "cluster_bootstrap", "app_release")
 ALONE = ("tests/integration/test_aws_permissions.py", "tests/integration/test_rehearsal.py")
 
 
