@@ -96,20 +96,34 @@ def build_wheels(python: str) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-# Drill images: a real failure each, as a bad release would bring it (tests/integration/test_worker_node.py).
+def written(relative: str, text: str) -> list[str]:
+    """Dockerfile lines that write `text` to a file of the installed colors_app package (as root, then back)."""
+    write = (f"import pathlib, colors_app; (pathlib.Path(colors_app.__file__).parent / {relative!r})"
+             f".write_text({text!r})")
+    return ["USER root", f"RUN python3 -c {json.dumps(write)}", "USER 10001:10001"]
+
+
+# Drill images: a real failure each, as a bad release would bring it (tests/integration/test_worker_node.py,
+# test_migrations.py, the staging rehearsal).
 DRILLS = {
-    "crashloop": ["# A release with a broken setting: the app names it and exits 78 at start, the pod crash-loops.",
-                  "# Set by the entrypoint: the Deployment sets this variable too, and a pod's env would win over ENV.",
-                  'ENTRYPOINT ["env", "COLORS_SHUTDOWN_DELAY_SECONDS=-1", "colors-app"]'],
+    "crashloop": ["# A release whose server has a broken setting: it names it and exits 78 at start, the pod",
+                  "# crash-loops; its migrations (`colors-app migrate`, the same image) are fine, as when a release's",
+                  "# schema is right and its server is not. Set by the entrypoint: the Deployment sets this variable",
+                  "# too, and a pod's env would win over ENV.",
+                  'ENTRYPOINT ["sh", "-c", "[ \\"$1\\" = migrate ] || export COLORS_SHUTDOWN_DELAY_SECONDS=-1; '
+                  'exec colors-app \\"$@\\"", "colors-app"]'],
     "never-ready": ["# A release pointed at a database it cannot reach: /healthz answers, /readyz stays 503.",
                     'ENTRYPOINT ["env", "COLORS_STORE=postgres", '
                     '"COLORS_DATABASE_URL=postgresql://colors@127.0.0.1:9/colors", "colors-app"]'],
     "errors": ["# A release that starts, is alive and ready, and answers 500 on its dashboard page (a template that",
                "# fails to render): only what its pods serve shows it - the smoke check, the metric gates, the alerts.",
-               "USER root",
-               "RUN python3 -c \"import pathlib, colors_app; (pathlib.Path(colors_app.__file__).parent / 'templates' / "
-               "'dashboard.html').write_text('{{ release.broken.page }}')\"",
-               "USER 10001:10001"],
+               *written("templates/dashboard.html", "{{ release.broken.page }}")],
+    "contract": ["# A release whose migration is not expand-only: palettes' author becomes required, which the",
+                 "# releases before it (they insert palettes without one) cannot live with.",
+                 *written("migrations/0004_contract_palette_author_required.sql",
+                          "-- contract: every palette names its author; releases before this one insert palettes "
+                          "without one.\nUPDATE palettes SET created_by = 'unknown' WHERE created_by IS NULL;\n"
+                          "ALTER TABLE palettes ALTER COLUMN created_by SET NOT NULL;\n")],
 }
 
 

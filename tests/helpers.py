@@ -210,9 +210,10 @@ def template_hashes(apps, namespace: str, image: str) -> set[str]:
             if rs.spec.template.spec.containers[0].image == image}
 
 
-def image_as(version: str) -> str:
-    """The tree's image under another version tag, loaded into the worker node (a release that changes the pods)."""
-    subprocess.run(["docker", "tag", f"localhost/colors:{APP_VERSION}", f"localhost/colors:{version}"], check=True)
+def image_as(version: str, source: str = f"localhost/colors:{APP_VERSION}") -> str:
+    """An image of the tree (by default the release's, or one of its drills) under another version tag, loaded into
+    the worker node (a release that changes the pods)."""
+    subprocess.run(["docker", "tag", source, f"localhost/colors:{version}"], check=True)
     loaded = run(["python", "localplatform/platformctl.py", "load-images", f"localhost/colors:{version}"])
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     return version

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from colors_app.store import MIGRATIONS
 from colors_platform.database import database_certificates, served_bundle
-from helpers import APP_VERSION, ansible_playbook, image_as, moto_client, postgres_server, run
+from helpers import APP_VERSION, ansible_playbook, image_as, moto_client, postgres_server
 
 pytestmark = [pytest.mark.platform, pytest.mark.usefixtures("worker_node")]
 NS = "migrations"
@@ -27,10 +27,7 @@ SECRET_ID = "colors-local/migrations"  # noqa: S105 - a name: the values are gen
 APP_USER = "colors_app"
 FIRST, SECOND, CONTRACTING = "6.0.0", "6.1.0", "6.2.0"
 # A migration that is not expand-only: 6.1.0 inserts palettes without an author, so it cannot run once this ran.
-CONTRACT = "0004_contract_palette_author_required.sql"
-CONTRACT_SQL = ("-- contract: every palette names its author; releases before this one insert palettes without one.\n"
-                "UPDATE palettes SET created_by = 'unknown' WHERE created_by IS NULL;\n"
-                "ALTER TABLE palettes ALTER COLUMN created_by SET NOT NULL;\n")
+CONTRACT = "0004_contract_palette_author_required.sql"  # app/build_image.py's contract drill
 CA_PATH = "/etc/colors/database-ca/ca.pem"  # where app_release mounts the bundle
 # A NodePort of its own keeps the smoke gate on (30080: colors, 30081: test_worker_node); the metric gates are off (the
 # local Prometheus' PodMonitor job watches the colors namespace).
@@ -208,24 +205,11 @@ def test_a_migration_that_fails_stops_the_release_before_its_pods_start(k8s, dat
     assert ready(pods) and {bundle_of(p) for p in pods} == {bundle_of(running[0])}
 
 
-def contracting_image(version: str) -> str:
-    """The tree's image with one more migration, not expand-only, under `version`, loaded into the worker node."""
-    write = (f"import pathlib, colors_app; (pathlib.Path(colors_app.__file__).parent / 'migrations' / {CONTRACT!r})"
-             f".write_text({CONTRACT_SQL!r})")
-    dockerfile = "\n".join([f"FROM localhost/colors:{APP_VERSION}", "USER root", f"RUN python3 -c {json.dumps(write)}",
-                            "USER 10001:10001"]) + "\n"
-    built = run(["docker", "build", "--quiet", "--tag", f"localhost/colors:{version}", "-"], input=dockerfile,
-                DOCKER_BUILDKIT="0")
-    assert built.returncode == 0, built.stderr[-2000:]
-    loaded = run(["python", "localplatform/platformctl.py", "load-images", f"localhost/colors:{version}"])
-    assert loaded.returncode == 0, loaded.stderr[-2000:]
-    return version
-
-
 def test_no_rollback_goes_back_past_a_migration_that_is_not_expand_only(k8s, database, ca_url, namespace):
     """The drill as the deployer: a release runs a contract migration; rollback.yml, and releasing the version
     before it again, are each refused naming the migration, and the release keeps serving."""
-    result = deploy(ca_url, contracting_image(CONTRACTING), built=True)
+    contracting = image_as(CONTRACTING, source=f"localhost/colors:{APP_VERSION}-drill-contract")
+    result = deploy(ca_url, contracting, built=True)
     assert result.returncode == 0, result.stdout[-4000:]
     assert applied(database)[-1] == CONTRACT
     entries = [json.loads(cm.data["entry"]) for cm in k8s[0].list_namespaced_config_map(
