@@ -18,6 +18,10 @@
   deploy          the deploy workflow's staging job under act, as GitHub runs it (uid 1001, the operations
                   toolchain, the deploy role assumed with the job's OIDC token, its EKS token): `make deploy`
   verify          the release serves from the worker node, on PostgreSQL as the application user, over TLS
+  drills          as the deployer (AWX's job templates' identities), under a steady load through the Service: a
+                  release switches colours, a crash-looping release fails its gates and restores itself,
+                  rollback.yml to the first version, rotate-secrets.yml rotates the keys and the database login; failed
+                  requests counted (goal 0), time from bad release to restored
 
 It prints each phase's time and exits non-zero naming the first phase that failed. IAM enforcement is switched off
 again at the end, whatever happened. Run it on a running local platform with the image built (`make rehearsal`).
@@ -34,6 +38,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -65,6 +70,7 @@ REPOSITORY = "colors/colors-deploy"  # the GitHub repository the pipeline roles 
 ADMINISTRATOR = f"arn:aws:iam::{ACCOUNT}:role/colors-rehearsal-administrator"
 AWX_EXECUTION = STAGING.get("awx_execution_role_arn", f"arn:aws:iam::{ACCOUNT}:role/colors-awx-execution")
 APP_USER = "colors_app"
+MASTER_USER = "colors"  # the superuser of the rehearsal's PostgreSQL (colors_platform.database.postgres_server)
 CA_PATH = "/etc/colors/database-ca/ca.pem"  # where app_release mounts the bundle (database_url's sslrootcert)
 
 
@@ -190,8 +196,10 @@ def database(state: dict, stack: contextlib.ExitStack) -> None:
     certificates = database_certificates(WORK / "database-ca", address)
     superuser, _, _ = stack.enter_context(postgres_server(address, tls=certificates.server))
     url, _ = stack.enter_context(served_bundle(certificates.ca))
-    password = uuid.uuid4().hex
+    password, master_password = uuid.uuid4().hex, uuid.uuid4().hex
     with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(MASTER_USER),
+                                                                sql.Literal(master_password)))
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(APP_USER),
                                                                        sql.Literal(password)))
         conn.execute(sql.SQL("CREATE DATABASE colors_app OWNER {}").format(sql.Identifier(APP_USER)))
@@ -199,8 +207,13 @@ def database(state: dict, stack: contextlib.ExitStack) -> None:
     state["database"] = {"superuser": superuser.rsplit("/", 1)[0] + "/colors_app", "address": address}
     os.environ["COLORS_REHEARSAL_DATABASE_CA_URL"] = url
     os.environ["COLORS_REHEARSAL_DATABASE_CIDR"] = f"{address}/32"
-    # The runbook's step after the first apply ("Database connection secret"): database_url into the app's secret.
+    # What RDS keeps in the master secret it manages (manage_master_user_password): this server's master login.
     secrets = aws("secretsmanager", state["administrator"], account=None)
+    instance = aws("rds", state["administrator"], account=None).describe_db_instances(
+        DBInstanceIdentifier=CLUSTER)["DBInstances"][0]
+    secrets.put_secret_value(SecretId=instance["MasterUserSecret"]["SecretArn"],
+                             SecretString=json.dumps({"username": MASTER_USER, "password": master_password}))
+    # The runbook's step after the first apply ("Database connection secret"): database_url into the app's secret.
     secret_id = f"colors-{ENVIRONMENT}/app"
     value = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
     value["database_url"] = (f"postgresql://{APP_USER}:{password}@{address}:{port}/colors_app"
@@ -370,6 +383,134 @@ def deploy(state: dict) -> None:
         raise PhaseFailed(f"the deploy workflow's {ENVIRONMENT} job failed: {steps}\n{said(out)[-3000:]}")
 
 
+# The drills' releases: the next version (the same image under another tag, published for the switch there and back)
+# and a release that crash-loops (app/build_image.py's drill image), each pushed to the registry the kubelet pulls from.
+SWITCH_SUFFIX, CRASH_SUFFIX = "-rehearsal-switch", "-drill-crashloop"
+LOAD_RATE, LOAD_WORKERS = 20, 4  # requests/s of GET / through the Service, each on a connection of its own
+
+
+def push_drill_images(version: str) -> dict[str, str]:
+    """The drill versions in the registry, as the registry holds a release (a tag of the repository the inventory
+    pulls from): what `make image` built, tagged again for the registry. Each tag ends in its image's id, as tags
+    are immutable in ECR: another build is another version, never a tag the kubelet may have cached another
+    image under."""
+    pushed = {}
+    for name, source in (("switch", f"localhost/colors:{version}"),
+                         ("crash", f"localhost/colors:{version}{CRASH_SUFFIX}")):
+        image_id = run(["docker", "image", "inspect", "--format", "{{.Id}}", source]).stdout.strip()
+        tag = f"{version}{SWITCH_SUFFIX if name == 'switch' else CRASH_SUFFIX}.i{image_id.split(':')[-1][:12]}"
+        target = f"{REGISTRY}/colors:{tag}"
+        run(["docker", "tag", source, target])
+        run(["docker", "push", "--quiet", target], timeout=600)
+        pushed[name] = tag
+    return pushed
+
+
+def serving(namespace: str) -> dict:
+    """What the Colors Service routes to, read from its selector and its ready endpoints (never assumed)."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=str(CFG.kubeconfig))
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    service = core.read_namespaced_service("colors", namespace)
+    slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector="kubernetes.io/service-name=colors")
+    endpoints = [e for s in slices.items for e in (s.endpoints or [])
+                 if e.conditions and e.conditions.ready and e.target_ref]
+    ready = [e.target_ref.name for e in endpoints]
+    pods = {p.metadata.name: p for p in core.list_namespaced_pod(namespace).items}
+    versions = sorted({pods[name].metadata.labels.get("app.kubernetes.io/version", "?") for name in ready
+                       if name in pods})
+    return {"selector": dict(service.spec.selector or {}), "cluster_ip": service.spec.cluster_ip,
+            "port": service.spec.ports[0].port, "ready_endpoints": len(ready), "versions": versions,
+            "addresses": sorted({a for e in endpoints for a in e.addresses})}
+
+
+def app_connections(state: dict, addresses: list[str]) -> list[tuple[str, bool]]:
+    """(login user, over TLS) of each connection the pods at `addresses` (those the Service routes to) hold, as the
+    server reports them. The other colour keeps the release before, and its login, for switching back."""
+    import psycopg
+
+    with psycopg.connect(state["database"]["superuser"]) as conn:
+        return [tuple(row) for row in conn.execute(
+            "SELECT a.usename, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)"
+            " WHERE a.application_name = 'colors' AND host(a.client_addr) = ANY(%s)", (addresses,)).fetchall()]
+
+
+def drills(state: dict) -> None:
+    """As the deployer, the way AWX's job templates run (its execution role assumes the deploy role, and the
+    rollback role for rollback.yml and rotate-secrets.yml), under a steady load through the Colors Service: a
+    release of the next version switches the Service to the idle colour; a crash-looping release fails its gates
+    and restores itself while the Service stays where it was; rollback.yml to the first version releases it
+    again to the idle colour and switches to it; rotate-secrets.yml
+    rotates the keys and the database login (the login not in use gets a new password) and rolls the pods onto
+    it. Failed requests are counted across all of it (goal 0), and the time from the bad release's start to
+    restored is measured."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from zero_downtime_bench import Load
+
+    namespace = STAGING.get("app_release_namespace", "colors")
+    version = state["version"]
+    tags = push_drill_images(version)
+    kubeconfig = str(WORK / "kubeconfig")
+    identities = {kind: {**as_env(assume(f"arn:aws:iam::{ACCOUNT}:role/colors-{ENVIRONMENT}-{kind}", f"awx-{kind}",
+                                        state["awx"])), "AWS_REGION": REGION, "KUBECONFIG": kubeconfig}
+                  for kind in ("deploy", "rollback")}
+    before = serving(namespace)
+    if before["versions"] != [version]:
+        raise PhaseFailed(f"the Service routes to {before['versions']}, not {version}, before the drills")
+    load = Load(before["cluster_ip"], before["port"], rate=LOAD_RATE, workers=LOAD_WORKERS, keepalive=False,
+                timeout=5).start()
+    results: dict = {}
+    try:
+        began = time.monotonic()
+        playbook("deploy.yml", "-e", f"app_release_version={tags['switch']}", env=identities["deploy"])
+        results["switch"] = {"seconds": round(time.monotonic() - began, 1), **serving(namespace)}
+        if results["switch"]["versions"] != [tags["switch"]]:
+            raise PhaseFailed(f"after the switch the Service routes to {results['switch']['versions']}")
+        began = time.monotonic()
+        crash = playbook("deploy.yml", "-e", f"app_release_version={tags['crash']}", env=identities["deploy"],
+                         check=False)
+        results["crash"] = {"seconds_to_restored": round(time.monotonic() - began, 1), **serving(namespace)}
+        out = " ".join(crash.stdout.split())
+        gate = re.search(rf"Release {re.escape(tags['crash'])} \(\S+\) failed gate (\S+)", out)
+        results["crash"]["gate"] = gate.group(1) if gate else None
+        if crash.returncode == 0 or not gate:
+            raise PhaseFailed(f"the crash-looping release did not fail a gate (exit {crash.returncode}):\n"
+                              f"{said(crash.stdout + crash.stderr)[-3000:]}")
+        if results["crash"]["versions"] != [tags["switch"]] or results["crash"]["selector"] != \
+                results["switch"]["selector"]:
+            raise PhaseFailed(f"after the crash-looping release the Service routes to {results['crash']}, not to "
+                              f"{tags['switch']} as before it")
+        began = time.monotonic()
+        # As after an incident: the version chosen (the colours hold it no longer: the crash-looping release went
+        # to the idle one), released again to the idle colour through the gates.
+        playbook("rollback.yml", "-e", f"app_release_rollback_to_version={version}", env=identities["rollback"])
+        results["rollback"] = {"seconds": round(time.monotonic() - began, 1), **serving(namespace)}
+        if results["rollback"]["versions"] != [version]:
+            raise PhaseFailed(f"after rollback.yml the Service routes to {results['rollback']['versions']}")
+        began = time.monotonic()
+        playbook("rotate-secrets.yml", env=identities["rollback"])
+        results["rotation"] = {"seconds": round(time.monotonic() - began, 1), **serving(namespace)}
+        results["rotation"]["connections"] = app_connections(state, results["rotation"]["addresses"])
+        if results["rotation"]["versions"] != [version]:
+            raise PhaseFailed(f"after rotate-secrets.yml the Service routes to {results['rotation']['versions']}")
+    finally:
+        results["load"] = load.stop()
+        state["drills"] = results
+    measured = results["load"]
+    logins = sorted({user for user, _ in results["rotation"]["connections"]})
+    if logins != [f"{APP_USER}_clone"] or not all(tls for _, tls in results["rotation"]["connections"]):
+        raise PhaseFailed(f"after the rotation the pods the Service routes to connect as "
+                          f"{results['rotation']['connections']}, not only as {APP_USER}_clone over TLS")
+    log(f"drills under load ({measured['requests']} requests, {measured['rate']}/s): switch to {tags['switch']} "
+        f"{results['switch']['seconds']} s; {tags['crash']} failed gate {results['crash']['gate']} and was "
+        f"restored {results['crash']['seconds_to_restored']} s after its start; rollback.yml "
+        f"{results['rollback']['seconds']} s; rotate-secrets.yml {results['rotation']['seconds']} s (the database "
+        f"login now {', '.join(logins)}); failed requests: {measured['failed']} {measured['failures'] or ''}")
+    if measured["failed"]:
+        raise PhaseFailed(f"{measured['failed']} requests failed during the drills: {measured['failures']}")
+
+
 def build_runner_image() -> str:
     built = run([sys.executable, "localplatform/runner/build_runner_image.py"], timeout=900)
     return built.stdout.strip().splitlines()[-1]
@@ -401,7 +542,8 @@ def verify(state: dict) -> None:
 
 PHASES: list[tuple[str, Callable]] = [
     ("account", account), ("infrastructure", infrastructure), ("database", database), ("publish", publish),
-    ("bootstrap", bootstrap), ("monitoring", monitoring), ("deploy", deploy), ("verify", verify)]
+    ("bootstrap", bootstrap), ("monitoring", monitoring), ("deploy", deploy), ("verify", verify),
+    ("drills", drills)]
 # The phases that keep something running until the rehearsal ends (a server, a forwarder): they get the exit stack.
 WITH_STACK = {"database", "monitoring"}
 
@@ -472,7 +614,7 @@ def enforcement_lifted(state: dict) -> Iterator[None]:
 
 
 # The phases that change the cluster: `staging_cluster` holds it as staging's while they run.
-CLUSTER_PHASES = {"bootstrap", "monitoring", "deploy", "verify"}
+CLUSTER_PHASES = {"bootstrap", "monitoring", "deploy", "verify", "drills"}
 SAVED = WORK / "state.json"
 
 
@@ -491,6 +633,8 @@ def main() -> int:
     parser.add_argument("--until", choices=names, help="stop after this phase, kept for --resume")
     parser.add_argument("--resume", action="store_true", help="go on after the phase a run with --until stopped at")
     args = parser.parse_args()
+    # Stopped (SIGTERM), it still puts the cluster back and lifts IAM enforcement: the `finally` blocks run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     WORK.mkdir(parents=True, exist_ok=True)
     saved = paused_run() if args.resume else None
     state: dict = saved["state"] if saved else {"version": args.version}
@@ -528,7 +672,7 @@ def main() -> int:
         print(f"| {name} | {seconds:.1f} |")
     print(f"| **rehearsal** | **{sum(seconds for _, seconds in timings):.1f}** |")
     (WORK / "result.json").write_text(json.dumps({"timings": dict(timings), **{
-        k: v for k, v in state.items() if k in ("version", "pods", "deploy_steps")}}, indent=2, default=str))
+        k: v for k, v in state.items() if k in ("version", "pods", "deploy_steps", "drills")}}, indent=2, default=str))
     return 0
 
 

@@ -395,7 +395,11 @@ class BlueGreenRelease:
         verdict = watcher.state() if deployment else None
         if deployment is None or verdict.state != "healthy" or not deployment["spec"].get("replicas"):
             why = "does not exist" if deployment is None else "is not running healthy at full size"
-            raise ReleaseFailed(f"Cannot switch back to {other}: {self.name}-{other} {why}.", {"active_color": active})
+            raise ReleaseFailed(f"Cannot switch back to {other}: {self.name}-{other} {why} (a release that failed "
+                                f"there is scaled to zero). Nothing was changed: traffic is on {active}. To restore an "
+                                "earlier version, roll back to it by version (rollback.yml -e "
+                                "app_release_rollback_to_version=<version>): it is released again to the idle colour "
+                                "through the gates.", {"active_color": active})
         result = {"changed": True, "from_color": active, "to_color": other, "target_image": image_of(deployment),
                   "from_image": image_of(self.api.get_deployment(self.namespace, f"{self.name}-{active}"))}
         refuse_past_a_contract(self.api.ledger(self.namespace, self.name), result["target_image"], "Switching back")

@@ -30,7 +30,8 @@ options:
     description:
       - C(rolling) restores an earlier revision of the Deployment.
       - C(blue_green) switches the Service back to the other colour (instant; that colour must be running
-        healthy); needs I(service).
+        healthy); needs I(service). It takes no I(to_version) or I(to_revision) - given one, it fails naming it and
+        changes nothing (to restore a version, release it again).
     type: str
     choices: [rolling, blue_green]
     default: rolling
@@ -161,6 +162,13 @@ def main() -> None:
                                      params["namespace"], params.get("lock"), module.check_mode)
         api = Resilient(api, "the rollback", params["api_outage_tolerance"], sleep=sleep)
         if params["strategy"] == "blue_green":
+            if params.get("to_version") or params.get("to_revision"):
+                raise OperatorError(
+                    "A blue_green rollback switches the Service back to the other colour; it takes no version or "
+                    f"revision (given: {params.get('to_version') or params.get('to_revision')}). To restore a "
+                    "version, rollback.yml -e app_release_rollback_to_version=<version> releases it again to the "
+                    "idle colour. Nothing was changed.",
+                    {})
             bluegreen = BlueGreenRelease(api, {**engine_params(params), "service": params["service"]}, sleep=sleep)
             return bluegreen.switch_back(params["actor"], check_mode=module.check_mode, pre_empts=params["pre_empts"])
         return manual_rollback(RollingRelease(api, engine_params(params), sleep=sleep), params["to_revision"],

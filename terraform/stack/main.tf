@@ -107,16 +107,18 @@ module "edge" {
 module "pipeline_identity" {
   source = "../modules/pipeline_identity"
 
-  name                = local.name
-  environment         = var.environment
-  github_repository   = var.github_repository
-  cluster_arn         = module.cluster.cluster_arn
-  app_secret_arn      = module.secrets.app_secret_arn
-  alerting_secret_arn = module.secrets.alerting_secret_arn
-  kms_key_arn         = module.secrets.kms_key_arn
-  repository_arn      = module.registry.repository_arn
-  release_role        = module.registry.receives_releases
-  awx_principal_arns  = var.awx_principal_arns
+  name                 = local.name
+  environment          = var.environment
+  github_repository    = var.github_repository
+  cluster_arn          = module.cluster.cluster_arn
+  app_secret_arn       = module.secrets.app_secret_arn
+  alerting_secret_arn  = module.secrets.alerting_secret_arn
+  kms_key_arn          = module.secrets.kms_key_arn
+  db_instance_arn      = module.data.instance_arn
+  db_master_secret_arn = module.data.master_secret_arn
+  repository_arn       = module.registry.repository_arn
+  release_role         = module.registry.receives_releases
+  awx_principal_arns   = var.awx_principal_arns
 }
 
 module "load_balancer_controller" {

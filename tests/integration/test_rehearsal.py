@@ -31,7 +31,7 @@ def rehearsal(execution_environment):
 def test_every_phase_of_the_rehearsal_ran(rehearsal):
     summary, out = rehearsal
     assert list(summary["timings"]) == ["account", "infrastructure", "database", "publish", "bootstrap",
-                                        "monitoring", "deploy", "verify"]
+                                        "monitoring", "deploy", "verify", "drills"]
     assert "IAM enforced" in out
 
 
@@ -46,3 +46,23 @@ def test_the_release_was_pulled_from_the_registry_and_serves_on_the_worker_node(
     summary, _ = rehearsal
     assert summary["version"] == APP_VERSION
     assert summary["pods"] and {p["node"] for p in summary["pods"]} == {PLATFORM["worker_node"]["name"]}
+
+
+def test_the_drills_under_load_switched_restored_rolled_back_and_rotated_without_a_failed_request(rehearsal):
+    """As the deployer (AWX's identities): the Service's selector and ready endpoints, read back after each drill."""
+    summary, _ = rehearsal
+    drills, version = summary["drills"], summary["version"]
+    (switched,) = drills["switch"]["versions"]
+    assert switched.startswith(f"{version}-rehearsal-switch.i"), drills["switch"]
+    # The crash-looping release failed a gate, the Service stayed where it was, on the release before it.
+    assert drills["crash"]["gate"] == "pod-crashloop", drills["crash"]
+    assert drills["crash"]["versions"] == [switched] and drills["crash"]["selector"] == drills["switch"]["selector"]
+    assert drills["crash"]["ready_endpoints"] >= 2, drills["crash"]
+    assert drills["rollback"]["versions"] == [version]
+    assert drills["rollback"]["selector"] != drills["switch"]["selector"], "rollback.yml did not switch colours"
+    # rotate-secrets.yml: the login not in use got a new password; the pods rolled onto it, over TLS.
+    assert drills["rotation"]["versions"] == [version]
+    assert drills["rotation"]["connections"] and all(
+        user == "colors_app_clone" and tls for user, tls in drills["rotation"]["connections"]), drills["rotation"]
+    load = drills["load"]
+    assert load["requests"] >= 10 * load["seconds"] and load["failed"] == 0, load

@@ -3,6 +3,7 @@
 # AWS actions that job really calls.
 #   deploy         jobs in the <env> environment: describe the cluster (kubeconfig), read the app and alerting secrets
 #   rollback       jobs in <env>-rollback (rollback.yml, rotate-secrets.yml): the above, plus rotating the app secret
+#                  and the database login (the RDS-managed master secret read)
 #   release        tag builds (refs/tags/v*): push the image to ECR
 #   infrastructure AWX's infrastructure job templates (AWX assumes it from its own role): Terraform's apply
 # AWX's other job templates assume the deploy and rollback roles from its own role as well: no key anywhere.
@@ -101,6 +102,17 @@ data "aws_iam_policy_document" "rollback" {
     actions = ["secretsmanager:UpdateSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
     "secretsmanager:ListSecretVersionIds"]
     resources = [var.app_secret_arn]
+  }
+  # The database login's rotation (alternating users): find the instance's RDS-managed master secret, read it.
+  statement {
+    sid       = "FindDatabaseMaster"
+    actions   = ["rds:DescribeDBInstances"]
+    resources = [var.db_instance_arn]
+  }
+  statement {
+    sid       = "ReadDatabaseMaster"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.db_master_secret_arn]
   }
   statement {
     sid       = "NewKeys"

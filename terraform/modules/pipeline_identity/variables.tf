@@ -47,3 +47,13 @@ variable "release_role" {
   description = "Create the release role (tag builds push the image here); false where the registry is a replica."
   type        = bool
 }
+
+variable "db_instance_arn" {
+  description = "ARN of the database instance: the rotation role reads which secret holds its master credentials."
+  type        = string
+}
+
+variable "db_master_secret_arn" {
+  description = "ARN of the RDS-managed master secret (the rotation role sets the app login's password as the master user)."
+  type        = string
+}

@@ -348,11 +348,15 @@ def test_switching_back_in_check_mode_changes_nothing():
 def test_switching_back_to_a_colour_that_is_not_running_is_refused_naming_it():
     cluster = Cluster({"colors:1.1.0": "CrashLoopBackOff"})
     blue_green(cluster, "colors:1.0.0")
-    with pytest.raises(engine.ReleaseFailed, match="Cannot switch back to green: colors-green is not running "
-                                                   "healthy at full size"):
+    with pytest.raises(engine.ReleaseFailed) as refused:
         with pytest.raises(engine.ReleaseFailed):
             blue_green(cluster, "colors:1.1.0")  # green failed: scaled to zero
         switch_back(cluster)
+    # It says what it read, that nothing changed, and the way out.
+    assert refused.value.args[0].startswith("Cannot switch back to green: colors-green is not running healthy at full "
+                                            "size (a release that failed there is scaled to zero). Nothing was "
+                                            "changed: traffic is on blue. To restore an earlier version, roll back to "
+                                            "it by version (rollback.yml -e app_release_rollback_to_version=<version>)")
     assert cluster.routed_color() == "blue"
 
 
