@@ -2,12 +2,12 @@
 
 - cluster lane: every integration module not named below, then the Molecule scenario of every role not named below -
   they share the local Kubernetes cluster (the colors namespace, the monitoring stack, the worker node, the release
-  lock), so they run one after another.
+  lock), so they run one after another. Scenarios in namespaces of their own stay here too: the cluster tests stop
+  the API server and the simulated nodes (test_release, test_platform), and with app_release's scenario beside it
+  test_release's API-outage test failed once (its second release missed the routing gate).
 - side lane, at the same time: the unit tests and the integration modules that never touch that cluster (Docker and
   the registry, PostgreSQL servers of their own, Terraform on moto, act in its containers), then the Molecule
-  scenarios that never touch it (the infrastructure role: Terraform on moto) or touch only namespaces of their own
-  (molecule-*: app_release, app_secrets, cluster_bootstrap; preflight only reads), on the simulated nodes - the
-  deployer-access test leaves their namespaces' requests out of what it compares. The staging rehearsal's AWS phases
+  scenarios that never touch it (the infrastructure role: Terraform on moto). The staging rehearsal's AWS phases
   run here too, last (test_rehearsal_aws.py): they enforce IAM in staging's account only, which no other test
   uses. Everything that takes the local environment's Terraform state lock is in this lane, one after the other
   (test_awx_infrastructure, test_infrastructure, the infrastructure scenario): a plan in the other lane would be
@@ -42,7 +42,7 @@ SIDE = ("tests/unit", "tests/integration/test_terraform_plans.py", "tests/integr
         "tests/integration/test_scan.py", "tests/integration/test_app_postgres.py",
         "tests/integration/test_pipelines.py", "tests/integration/test_runners.py",
         "tests/integration/test_rehearsal_aws.py")
-SIDE_MOLECULE = ("infrastructure", "preflight", "app_secrets", "cluster_bootstrap", "app_release")
+SIDE_MOLECULE = ("infrastructure",)
 ALONE = ("tests/integration/test_aws_permissions.py", "tests/integration/test_rehearsal.py")
 
 

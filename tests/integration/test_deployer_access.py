@@ -120,15 +120,7 @@ def _requests(start: int, end: int) -> list[dict]:
                 events.append(json.loads(line))
             offset += len(line)
     return [e for e in events if DEPLOYERS in e["user"].get("groups", []) and e.get("objectRef")
-            and e["objectRef"]["resource"] not in EVERYONE and not _molecules(e)]
-
-
-def _molecules(event: dict) -> bool:
-    """A request of a Molecule scenario, which `make test` runs beside this module as the same identity in
-    namespaces of its own (molecule-*, tools/run_suite.py's side lane)."""
-    ref = event["objectRef"]
-    where = ref.get("namespace") or (ref.get("name", "") if ref["resource"] == "namespaces" else "")
-    return where.startswith("molecule-")
+            and e["objectRef"]["resource"] not in EVERYONE]
 
 
 def _keys(event: dict) -> list[tuple[str, str, str, str]]:
