@@ -20,8 +20,9 @@
   verify          the release serves from the worker node, on PostgreSQL as the application user, over TLS
   drills          as the deployer (AWX's job templates' identities), under a steady load through the Service: a
                   release switches colours, a crash-looping release fails its gates and restores itself,
-                  rollback.yml to the first version, rotate-secrets.yml rotates the keys and the database login; failed
-                  requests counted (goal 0), time from bad release to restored
+                  rollback.yml to the first version, rotate-secrets.yml rotates the keys and the database login,
+                  a contract migration's release whose rollback is refused naming it; failed requests counted
+                  (goal 0), time from bad release to restored
 
 It prints each phase's time and exits non-zero naming the first phase that failed. IAM enforcement is switched off
 again at the end, whatever happened. Run it on a running local platform with the image built (`make rehearsal`).
@@ -385,7 +386,7 @@ def deploy(state: dict) -> None:
 
 # The drills' releases: the next version (the same image under another tag, published for the switch there and back)
 # and a release that crash-loops (app/build_image.py's drill image), each pushed to the registry the kubelet pulls from.
-SWITCH_SUFFIX, CRASH_SUFFIX = "-rehearsal-switch", "-drill-crashloop"
+SUFFIXES = {"switch": "-rehearsal-switch", "crash": "-drill-crashloop", "contract": "-drill-contract"}
 LOAD_RATE, LOAD_WORKERS = 20, 4  # requests/s of GET / through the Service, each on a connection of its own
 
 
@@ -395,10 +396,10 @@ def push_drill_images(version: str) -> dict[str, str]:
     are immutable in ECR: another build is another version, never a tag the kubelet may have cached another
     image under."""
     pushed = {}
-    for name, source in (("switch", f"localhost/colors:{version}"),
-                         ("crash", f"localhost/colors:{version}{CRASH_SUFFIX}")):
+    for name, suffix in SUFFIXES.items():
+        source = f"localhost/colors:{version}{'' if name == 'switch' else suffix}"
         image_id = run(["docker", "image", "inspect", "--format", "{{.Id}}", source]).stdout.strip()
-        tag = f"{version}{SWITCH_SUFFIX if name == 'switch' else CRASH_SUFFIX}.i{image_id.split(':')[-1][:12]}"
+        tag = f"{version}{suffix}.i{image_id.split(':')[-1][:12]}"
         target = f"{REGISTRY}/colors:{tag}"
         run(["docker", "tag", source, target])
         run(["docker", "push", "--quiet", target], timeout=600)
@@ -441,10 +442,10 @@ def drills(state: dict) -> None:
     rollback role for rollback.yml and rotate-secrets.yml), under a steady load through the Colors Service: a
     release of the next version switches the Service to the idle colour; a crash-looping release fails its gates
     and restores itself while the Service stays where it was; rollback.yml to the first version releases it
-    again to the idle colour and switches to it; rotate-secrets.yml
-    rotates the keys and the database login (the login not in use gets a new password) and rolls the pods onto
-    it. Failed requests are counted across all of it (goal 0), and the time from the bad release's start to
-    restored is measured."""
+    again to the idle colour and switches to it; rotate-secrets.yml rotates the keys and the database login (the
+    login not in use gets a new password) and rolls the pods onto it; a release whose migration is not
+    expand-only goes out, and rollback.yml is refused naming the migration. Failed requests are counted across
+    all of it (goal 0), and the time from the bad release's start to restored is measured."""
     sys.path.insert(0, str(REPO / "bench"))
     from zero_downtime_bench import Load
 
@@ -491,9 +492,25 @@ def drills(state: dict) -> None:
         began = time.monotonic()
         playbook("rotate-secrets.yml", env=identities["rollback"])
         results["rotation"] = {"seconds": round(time.monotonic() - began, 1), **serving(namespace)}
-        results["rotation"]["connections"] = app_connections(state, results["rotation"]["addresses"])
         if results["rotation"]["versions"] != [version]:
             raise PhaseFailed(f"after rotate-secrets.yml the Service routes to {results['rotation']['versions']}")
+        results["rotation"]["connections"] = app_connections(state, results["rotation"]["addresses"])
+        # A release whose migration is not expand-only; then rollback.yml, refused naming it, nothing changed.
+        began = time.monotonic()
+        playbook("deploy.yml", "-e", f"app_release_version={tags['contract']}", env=identities["deploy"])
+        results["contract"] = {"seconds": round(time.monotonic() - began, 1), **serving(namespace)}
+        if results["contract"]["versions"] != [tags["contract"]]:
+            raise PhaseFailed(f"after the contract release the Service routes to {results['contract']['versions']}")
+        refused = playbook("rollback.yml", env=identities["rollback"], check=False)
+        said_there = " ".join(refused.stdout.split())
+        named = re.search(r"refused: release (\S+) \(\S+\) ran migration (\S+), which is not expand-only", said_there)
+        results["contract"]["rollback"] = {"exit": refused.returncode, **serving(namespace),
+                                           **({"release": named.group(1), "migration": named.group(2)} if named
+                                              else {})}
+        if refused.returncode == 0 or not named or \
+                results["contract"]["rollback"]["selector"] != results["contract"]["selector"]:
+            raise PhaseFailed(f"rollback.yml past the contract migration was not refused as it should be "
+                              f"(exit {refused.returncode}): {said(refused.stdout)[-2000:]}")
     finally:
         results["load"] = load.stop()
         state["drills"] = results
@@ -506,7 +523,9 @@ def drills(state: dict) -> None:
         f"{results['switch']['seconds']} s; {tags['crash']} failed gate {results['crash']['gate']} and was "
         f"restored {results['crash']['seconds_to_restored']} s after its start; rollback.yml "
         f"{results['rollback']['seconds']} s; rotate-secrets.yml {results['rotation']['seconds']} s (the database "
-        f"login now {', '.join(logins)}); failed requests: {measured['failed']} {measured['failures'] or ''}")
+        f"login now {', '.join(logins)}); {tags['contract']} ran {results['contract']['rollback']['migration']} "
+        f"({results['contract']['seconds']} s) and rollback.yml was refused naming it; failed requests: "
+        f"{measured['failed']} {measured['failures'] or ''}")
     if measured["failed"]:
         raise PhaseFailed(f"{measured['failed']} requests failed during the drills: {measured['failures']}")
 

@@ -48,7 +48,7 @@ def test_the_release_was_pulled_from_the_registry_and_serves_on_the_worker_node(
     assert summary["pods"] and {p["node"] for p in summary["pods"]} == {PLATFORM["worker_node"]["name"]}
 
 
-def test_the_drills_under_load_switched_restored_rolled_back_and_rotated_without_a_failed_request(rehearsal):
+def test_the_drills_under_load_switched_restored_rolled_back_rotated_and_refused_without_a_failed_request(rehearsal):
     """As the deployer (AWX's identities): the Service's selector and ready endpoints, read back after each drill."""
     summary, _ = rehearsal
     drills, version = summary["drills"], summary["version"]
@@ -64,5 +64,14 @@ def test_the_drills_under_load_switched_restored_rolled_back_and_rotated_without
     assert drills["rotation"]["versions"] == [version]
     assert drills["rotation"]["connections"] and all(
         user == "colors_app_clone" and tls for user, tls in drills["rotation"]["connections"]), drills["rotation"]
+    # A release whose migration is not expand-only went out; rollback.yml was refused naming the migration and the
+    # release that ran it, and the Service stayed on that release.
+    contract = drills["contract"]
+    (contracting,) = contract["versions"]
+    assert contracting.startswith(f"{version}-drill-contract.i"), contract
+    refused = contract["rollback"]
+    assert refused["exit"] != 0 and refused["release"] == contracting, refused
+    assert refused["migration"] == "0004_contract_palette_author_required.sql", refused
+    assert refused["selector"] == contract["selector"] and refused["versions"] == [contracting], refused
     load = drills["load"]
     assert load["requests"] >= 10 * load["seconds"] and load["failed"] == 0, load
