@@ -409,10 +409,10 @@ def push_drill_images(version: str) -> dict[str, str]:
 
 def serving(namespace: str) -> dict:
     """What the Colors Service routes to, read from its selector and its ready endpoints (never assumed)."""
-    from kubernetes import client, config
+    from kubernetes import client
 
-    api = config.new_client_from_config(config_file=str(CFG.kubeconfig))
-    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    core = kube()
+    discovery = client.DiscoveryV1Api(core.api_client)
     service = core.read_namespaced_service("colors", namespace)
     slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector="kubernetes.io/service-name=colors")
     endpoints = [e for s in slices.items for e in (s.endpoints or [])
@@ -462,16 +462,24 @@ def drills(state: dict) -> None:
     load = Load(before["cluster_ip"], before["port"], rate=LOAD_RATE, workers=LOAD_WORKERS, keepalive=False,
                 timeout=5).start()
     results: dict = {}
+
+    def timed(step: str, *args: str, identity: str, expect: str | None, check: bool = True,
+              seconds: str = "seconds") -> subprocess.CompletedProcess:
+        """One playbook as `identity`, timed; what the Service routes to afterwards goes into results[step], and
+        must be `expect` (a version) when given."""
+        began = time.monotonic()
+        result = playbook(*args, env=identities[identity], check=check)
+        results[step] = {seconds: round(time.monotonic() - began, 1), **serving(namespace)}
+        if expect is not None and results[step]["versions"] != [expect]:
+            raise PhaseFailed(f"after {step} ({args[0]}) the Service routes to {results[step]['versions']}, "
+                              f"not {expect}")
+        return result
+
     try:
-        began = time.monotonic()
-        playbook("deploy.yml", "-e", f"app_release_version={tags['switch']}", env=identities["deploy"])
-        results["switch"] = {"seconds": round(time.monotonic() - began, 1), **serving(namespace)}
-        if results["switch"]["versions"] != [tags["switch"]]:
-            raise PhaseFailed(f"after the switch the Service routes to {results['switch']['versions']}")
-        began = time.monotonic()
-        crash = playbook("deploy.yml", "-e", f"app_release_version={tags['crash']}", env=identities["deploy"],
-                         check=False)
-        results["crash"] = {"seconds_to_restored": round(time.monotonic() - began, 1), **serving(namespace)}
+        timed("switch", "deploy.yml", "-e", f"app_release_version={tags['switch']}", identity="deploy",
+              expect=tags["switch"])
+        crash = timed("crash", "deploy.yml", "-e", f"app_release_version={tags['crash']}", identity="deploy",
+                      expect=None, check=False, seconds="seconds_to_restored")
         out = " ".join(crash.stdout.split())
         gate = re.search(rf"Release {re.escape(tags['crash'])} \(\S+\) failed gate (\S+)", out)
         results["crash"]["gate"] = gate.group(1) if gate else None
@@ -482,25 +490,15 @@ def drills(state: dict) -> None:
                 results["switch"]["selector"]:
             raise PhaseFailed(f"after the crash-looping release the Service routes to {results['crash']}, not to "
                               f"{tags['switch']} as before it")
-        began = time.monotonic()
         # As after an incident: the version chosen (the colours hold it no longer: the crash-looping release went
         # to the idle one), released again to the idle colour through the gates.
-        playbook("rollback.yml", "-e", f"app_release_rollback_to_version={version}", env=identities["rollback"])
-        results["rollback"] = {"seconds": round(time.monotonic() - began, 1), **serving(namespace)}
-        if results["rollback"]["versions"] != [version]:
-            raise PhaseFailed(f"after rollback.yml the Service routes to {results['rollback']['versions']}")
-        began = time.monotonic()
-        playbook("rotate-secrets.yml", env=identities["rollback"])
-        results["rotation"] = {"seconds": round(time.monotonic() - began, 1), **serving(namespace)}
-        if results["rotation"]["versions"] != [version]:
-            raise PhaseFailed(f"after rotate-secrets.yml the Service routes to {results['rotation']['versions']}")
+        timed("rollback", "rollback.yml", "-e", f"app_release_rollback_to_version={version}", identity="rollback",
+              expect=version)
+        timed("rotation", "rotate-secrets.yml", identity="rollback", expect=version)
         results["rotation"]["connections"] = app_connections(state, results["rotation"]["addresses"])
         # A release whose migration is not expand-only; then rollback.yml, refused naming it, nothing changed.
-        began = time.monotonic()
-        playbook("deploy.yml", "-e", f"app_release_version={tags['contract']}", env=identities["deploy"])
-        results["contract"] = {"seconds": round(time.monotonic() - began, 1), **serving(namespace)}
-        if results["contract"]["versions"] != [tags["contract"]]:
-            raise PhaseFailed(f"after the contract release the Service routes to {results['contract']['versions']}")
+        timed("contract", "deploy.yml", "-e", f"app_release_version={tags['contract']}", identity="deploy",
+              expect=tags["contract"])
         refused = playbook("rollback.yml", env=identities["rollback"], check=False)
         said_there = " ".join(refused.stdout.split())
         named = re.search(r"refused: release (\S+) \(\S+\) ran migration (\S+), which is not expand-only", said_there)
