@@ -243,7 +243,8 @@ molecule: check-role up ## Molecule scenario of every role, or of ROLE="<name> .
 
 .PHONY: test
 # pytest and Molecule in two lanes side by side (tools/run_suite.py): the tests and scenarios on the local cluster,
-# and beside them (nice 19) those that never touch it; then those that must run alone. ops-toolchain first: both use it.
+# and beside them (nice 19) those that never touch it, then the cluster's work in namespaces of its own once the
+# cluster lane's disruptive modules are done; then those that must run alone. ops-toolchain first: both use it.
 test: lint up node-image ops-toolchain ## The whole test suite: lint, unit + integration tests (app image included), Molecule
 	@$(VENV)/bin/python tools/run_suite.py
 
