@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +23,15 @@ class GoBuild:
     binaries: dict[str, str]  # binary name -> Go package
     cache: Path
     ldflags: str = ""
+    # Source changes to a dependency at build time (a patched copy the build's go.mod replaces it with), and their
+    # mark in the cache key: for a module whose pinned release needs a change here (kube-network-policies' queue
+    # verdict). Called with the go binary, the module folder and a scratch folder; returns the extra build flags.
+    patch: Callable[[str, Path, Path], list[str]] | None = None
+    patch_mark: str = ""
 
     @property
     def bindir(self) -> Path:
-        return self.cache / "bin" / f"{self.name}-v{self.version}"
+        return self.cache / "bin" / f"{self.name}-v{self.version}{self.patch_mark}"
 
     def missing(self) -> list[str]:
         return [b for b in self.binaries if not (self.bindir / b).is_file()]
@@ -55,6 +61,11 @@ def builds(cfg: Config) -> list[GoBuild]:
         }, cache, _k8s_ldflags(v["kubernetes"])),
         # The sandbox process of the worker node's pods (no registry is reachable for registry.k8s.io/pause).
         GoBuild("pause", v["pause"], {"pause": "colors.local/platform/pause"}, cache),
+        # The worker node's NetworkPolicy engine: the controller of sigs.k8s.io/kube-network-policies, whose own
+        # command reads only a pod's in-cluster configuration (localplatform/build/kube-network-policies/main.go).
+        GoBuild("kube-network-policies", v["kube-network-policies"],
+                {"network-policy": "colors.local/platform/netpol"}, cache,
+                patch=_xt_queue_verdict, patch_mark="+xtqueue"),
         GoBuild("kwok", v["kwok"], {
             "kwok": "sigs.k8s.io/kwok/cmd/kwok",
             # kwok's own cluster tool: the baseline of `make bench`.
@@ -83,6 +94,42 @@ def builds(cfg: Config) -> list[GoBuild]:
                 f"-X helm.sh/helm/v3/internal/version.version=v{v['helm']}"
                 f" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"),
     ]
+
+
+# The two places kube-network-policies 0.8.0 builds its queue verdict (controller.go), and what replaces them: the
+# function localplatform/build/kube-network-policies/patch/xtqueue.go adds to the package.
+_NATIVE_QUEUE = """\tqueue := &expr.Queue{Num: uint16(c.config.QueueID)}
+\tif c.config.FailOpen {
+\t\tqueue.Flag = expr.QueueFlagBypass
+\t}
+"""
+_XT_QUEUE = "\tqueue := queueVerdict(c.config.QueueID, c.config.FailOpen)\n"
+
+
+def _xt_queue_verdict(go: str, moddir: Path, out: Path) -> list[str]:
+    """Build kube-network-policies queueing packets with the xt NFQUEUE target (patch/xtqueue.go says why): a copy
+    of the pinned module with both verdicts of its controller.go replaced and xtqueue.go added, which a go.mod beside
+    the copy replaces the module with (files of the module cache itself cannot be overlaid)."""
+    module = "sigs.k8s.io/kube-network-policies"
+    found = subprocess.run([go, "list", "-m", "-f", "{{.Dir}}", module], cwd=moddir, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    copy = out / "kube-network-policies"
+    shutil.copytree(found, copy, dirs_exist_ok=True)
+    # The module cache is read-only: the copy's folders must be writable to patch it and to remove it afterwards.
+    for folder in (copy, *(d for d in copy.rglob("*") if d.is_dir())):
+        os.chmod(folder, 0o700)
+    package = copy / "pkg" / "networkpolicy"
+    controller = package / "controller.go"
+    source = controller.read_text()
+    if source.count(_NATIVE_QUEUE) != 2:
+        raise PlatformError(f"{found}/pkg/networkpolicy/controller.go no longer builds its queue verdict as the "
+                            f"patch expects (twice: {_NATIVE_QUEUE.strip()!r}); update {__file__}")
+    os.chmod(controller, 0o600)
+    controller.write_text(source.replace(_NATIVE_QUEUE, _XT_QUEUE))
+    shutil.copy(moddir / "patch" / "xtqueue.go", package / "xtqueue.go")
+    (out / "go.mod").write_text((moddir / "go.mod").read_text() + f"\nreplace {module} => {copy}\n")
+    shutil.copy(moddir / "go.sum", out / "go.sum")
+    return [f"-modfile={out / 'go.mod'}"]
 
 
 def binary(cfg: Config, name: str) -> Path:
@@ -127,6 +174,11 @@ def _build(cfg: Config, build: GoBuild, todo: list[str]) -> None:
     env = dict(os.environ, GOFLAGS=f"{os.environ.get('GOFLAGS', '')} -mod=readonly -trimpath".strip(),
                CGO_ENABLED="0")
     pkgs = [build.binaries[b] for b in todo]
+    patched: list[str] = []
+    if build.patch:
+        # Beside the partial build, outside the checkout (removed with it).
+        (tmp / "patched").mkdir(exist_ok=True)
+        patched = build.patch(go, moddir, tmp / "patched")
     log(f"resolving the pinned modules of {build.name} v{build.version} (downloads them on a fresh machine)")
     total = len(subprocess.run([go, "list", "-deps", *pkgs], cwd=moddir, env=env, check=True,
                                capture_output=True, text=True).stdout.split())
@@ -134,7 +186,7 @@ def _build(cfg: Config, build: GoBuild, todo: list[str]) -> None:
         f"minutes on 2 cores, later ones come from {build.bindir})")
     start = time.monotonic()
     for name in todo:
-        cmd = [go, "build", "-v", "-ldflags", f"-s -w {build.ldflags}".strip(), "-o", str(tmp / name),
+        cmd = [go, "build", "-v", *patched, "-ldflags", f"-s -w {build.ldflags}".strip(), "-o", str(tmp / name),
                build.binaries[name]]
         proc = subprocess.Popen(cmd, cwd=moddir, env=env, stderr=subprocess.PIPE, text=True)
         tail: collections.deque[str] = collections.deque(maxlen=30)

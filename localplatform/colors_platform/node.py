@@ -30,6 +30,17 @@ NODE_PROGRAMS = {
 }
 
 
+# The nftables table and the NFQUEUE number of the worker node's NetworkPolicy engine.
+NETWORK_POLICY_TABLE = "kube-network-policies"
+NETWORK_POLICY_QUEUE = 98
+
+
+def _quietly(*argv: str) -> None:
+    """A clean-up command, best effort: what is already gone, or a missing tool, is no error here."""
+    with contextlib.suppress(OSError):
+        subprocess.run(argv, capture_output=True, check=False)
+
+
 def node_blockers(cfg: Config) -> list[str]:
     """Why this host cannot run the real worker node (empty: it can). The platform then runs kwok-only."""
     if cfg.environ.get("COLORS_WORKER_NODE", "on").lower() in ("off", "0", "false", "no"):
@@ -46,6 +57,15 @@ def node_blockers(cfg: Config) -> list[str]:
     if host_ip() == "127.0.0.1":
         reasons.append("the host has no non-loopback IPv4 address (a node's address cannot be loopback)")
     return reasons
+
+
+def policy_engine_blockers() -> list[str]:
+    """Why this host's kernel cannot run the NetworkPolicy engine (empty: it can). The node then runs without it,
+    enforcing no policy, and the traffic tests skip naming this."""
+    if not Path("/proc/net/netfilter/nfnetlink_queue").exists():
+        return ["the kernel has no NFQUEUE (/proc/net/netfilter/nfnetlink_queue is missing: nfnetlink_queue is not "
+                "loaded or built)"]
+    return []
 
 
 def _ctr(cfg: Config, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -86,6 +106,11 @@ state = "{cfg.node_run / 'containerd'}"
         {"type": "bridge", "bridge": node["bridge"], "isGateway": True, "ipMasq": True, "hairpinMode": True,
          "ipam": {"type": "host-local", "ranges": [[{"subnet": node["pod_cidr"]}]],
                   "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(node_dir / "ipam")}},
+        # Forwarding between the pods: the host's FORWARD chain drops what no rule accepts (Docker sets that policy),
+        # and with bridge-nf-call-iptables the pods' bridged traffic passes it. The firewall plugin accepts each
+        # pod's traffic there (its CNI-FORWARD chain), as a node's CNI does; what NetworkPolicy admits is the
+        # policy engine's to say.
+        {"type": "firewall", "backend": "iptables"},
         {"type": "portmap", "capabilities": {"portMappings": True}},
         {"type": "loopback"}]}
     write_if_changed(node_dir / "cni" / "10-colors.conflist", json.dumps(network, indent=2) + "\n")
@@ -187,17 +212,22 @@ def _clean_node_host_state(cfg: Config) -> None:
             if cmdline and cmdline[0].endswith(b"containerd-shim-runc-v2") and cfg.node_socket.encode() in cmdline:
                 with contextlib.suppress(OSError):
                     os.kill(int(proc.name), signal.SIGKILL)
-    def quietly(*argv: str) -> None:  # best effort: what is already gone, or a missing tool, is no error here
-        with contextlib.suppress(OSError):
-            subprocess.run(argv, capture_output=True, check=False)
-
     mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
     for mount in sorted((m for m in mounts if m.startswith((f"{cfg.node_dir}/", f"{cfg.node_run}/"))), key=len,
                         reverse=True):
-        quietly("umount", "--lazy", mount)
+        _quietly("umount", "--lazy", mount)
     for family in ("ip", "ip6"):
-        quietly("nft", "delete", "table", family, "kube-proxy")
-    quietly("ip", "link", "delete", cfg.node["bridge"])
+        _quietly("nft", "delete", "table", family, "kube-proxy")
+    # The policy engine removes its table when it stops; killed, it leaves it, and its queue rule would then drop
+    # the first packet of every connection of a guarded pod (nothing reads the queue).
+    _quietly("nft", "delete", "table", "inet", NETWORK_POLICY_TABLE)
+    # The firewall plugin's chains: the pods they accepted are gone (their rules would only accumulate).
+    _quietly("iptables", "-D", "FORWARD", "-m", "comment", "--comment", "CNI firewall plugin rules", "-j",
+             "CNI-FORWARD")
+    for chain in ("CNI-FORWARD", "CNI-ADMIN"):
+        _quietly("iptables", "-F", chain)
+        _quietly("iptables", "-X", chain)
+    _quietly("ip", "link", "delete", cfg.node["bridge"])
     shutil.rmtree(cfg.node_dir / "ipam", ignore_errors=True)
 
 
@@ -205,6 +235,19 @@ def node_components(cfg: Config) -> list[Component]:
     node, node_dir, pki, ports = cfg.node, cfg.node_dir, cfg.pki, cfg.ports
     name, ip = node["name"], host_ip()
     labels = ",".join(f"{k}={v}" for k, v in node["labels"].items())
+    engine = [] if policy_engine_blockers() else [
+        # NetworkPolicy enforcement, as the VPC CNI's network policy agent does on EKS nodes: the first packet of
+        # every connection to or from a pod of this node that a policy selects goes to the engine's queue, which
+        # accepts or drops it by the policies (docs/local-platform.md: the choice and its limits). Healthy when it
+        # serves; ready (/readyz, which the local_platform role waits on) once its informers hold the cluster's
+        # policies, namespaces and pods.
+        Component("network-policy", {"network_policy_metrics": ports["network_policy_metrics"]}, [
+            str(binary(cfg, "network-policy")), f"--kubeconfig={pki / 'network-policy.kubeconfig'}",
+            f"--hostname-override={name}", f"--metrics-bind-address=127.0.0.1:{ports['network_policy_metrics']}",
+            f"--nfqueue-id={NETWORK_POLICY_QUEUE}", "--v=1",
+        ], ("http", f"http://127.0.0.1:{ports['network_policy_metrics']}/healthz"), cfg.state,
+                  after_stop=lambda: _quietly("nft", "delete", "table", "inet", NETWORK_POLICY_TABLE)),
+    ]
     return [
         Component("containerd-node", {}, ["/usr/bin/containerd", "--config", str(node_dir / "containerd.toml")],
                   ("socket", cfg.node_socket), cfg.state, after_start=lambda: ensure_pause_image(cfg),
@@ -220,6 +263,7 @@ def node_components(cfg: Config) -> list[Component]:
         Component("kube-proxy", {k: ports[k] for k in ("kube_proxy_healthz", "kube_proxy_metrics")}, [
             str(binary(cfg, "kube-proxy")), f"--config={node_dir / 'kube-proxy.yaml'}", "--v=1",
         ], ("http", f"http://127.0.0.1:{ports['kube_proxy_healthz']}/livez"), cfg.state),
+        *engine,
     ]
 
 
@@ -227,8 +271,10 @@ def node_info(cfg: Config) -> dict:
     """What `up` and `status` report about the worker node."""
     blockers = node_blockers(cfg)
     node = cfg.node
+    engine = policy_engine_blockers()
     return {"name": node["name"], "enabled": not blockers, "blockers": blockers, "address": host_ip(),
-            "labels": node["labels"], "taints": node["taints"], "runtime_socket": cfg.node_socket}
+            "labels": node["labels"], "taints": node["taints"], "runtime_socket": cfg.node_socket,
+            "network_policy": {"enabled": not blockers and not engine, "blockers": engine}}
 
 
 def load_images(cfg: Config, refs: list[str]) -> dict:

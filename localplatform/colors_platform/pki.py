@@ -29,7 +29,8 @@ def identities(cfg: Config) -> list[tuple[str, str, str | None, list[str] | None
     """(file name, CN, O, server SANs or None for a client) of every certificate the platform uses."""
     domain = cfg.data["kubernetes"]["cluster_domain"]
     service_ip = str(next(ipaddress.ip_network(cfg.data["kubernetes"]["service_cidr"]).hosts()))
-    node = cfg.node["name"]
+    node_cfg = cfg.node
+    node = node_cfg["name"]
     return [
         ("apiserver", "kube-apiserver", None,
          ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
@@ -45,6 +46,9 @@ def identities(cfg: Config) -> list[tuple[str, str, str | None, list[str] | None
         ("kubelet", f"system:node:{node}", "system:nodes", None),
         ("kubelet-server", node, None, [node, host_ip()]),
         ("kube-proxy", "system:kube-proxy", None, None),
+        # The node's NetworkPolicy engine: reads policies, namespaces and pods (the ClusterRole the local_platform
+        # role binds to this user, as kube-network-policies' manifest binds its ServiceAccount).
+        ("network-policy", node_cfg["network_policy_identity"], None, None),
         ("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters", None),
         # The local Prometheus: /metrics of the API server through the built-in system:monitoring group; the pods of
         # Colors through the pods get/list/watch the monitoring role grants this user (as kube-prometheus-stack's
@@ -130,7 +134,8 @@ def ensure_pki(cfg: Config) -> None:
         write("sa.key", key_pem(sa_key))
         write("sa.pub", sa_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                          serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
-    for user in ("kube-controller-manager", "kube-scheduler", "kwok", "kubelet", "kube-proxy", "prometheus"):
+    for user in ("kube-controller-manager", "kube-scheduler", "kwok", "kubelet", "kube-proxy", "network-policy",
+                 "prometheus"):
         path = pki / f"{user}.kubeconfig"
         if not path.exists():
             write_kubeconfig(cfg, path, user)

@@ -52,6 +52,29 @@ def past_a_contract(ledger: list[dict], target_image: str | None) -> dict | None
     return next((e for e in reversed(entries[served + 1:]) if e.get("contract_migrations")), None)
 
 
+def routing(api: ClusterApi, namespace: str, service: str | None) -> str:
+    """Where a Service sends traffic, as read back now: the colour its selector names, and the pods its EndpointSlices
+    list with the image each runs - never where a release meant to leave it. Empty without a Service."""
+    if not service:
+        return ""
+    live = api.get_service(namespace, service)
+    if live is None:
+        return f" Read back now: service {service} does not exist, so no traffic is routed."
+    selector = (live.get("spec") or {}).get("selector") or {}
+    color = selector.get(COLOR_LABEL)
+    where = f"service {service}" + (f" selects {color} and" if color else "")
+    listed = set(api.endpoint_pods(namespace, service))
+    if not listed:
+        return f" Read back now: {where} lists no endpoint, so no traffic is routed."
+    images: dict[str, int] = {}
+    for pod in api.pods(namespace, ",".join(f"{k}={v}" for k, v in sorted(selector.items()))) if selector else []:
+        if pod["metadata"]["name"] in listed:
+            image = pod["spec"]["containers"][0]["image"]
+            images[image] = images.get(image, 0) + 1
+    running = ", ".join(f"{count} of {image}" for image, count in sorted(images.items())) or "none it selects"
+    return f" Read back now: {where} routes to {len(listed)} pods ({running})."
+
+
 def refuse_past_a_contract(ledger: list[dict], target_image: str | None, what: str) -> None:
     """Raise, naming the migration, when rolling back to target_image would run it on a schema it cannot use."""
     blocker = past_a_contract(ledger, target_image)
@@ -147,7 +170,8 @@ class RollingRelease:
                       else (f"this release ran migration {', '.join(contract)}, which is not expand-only (contract): "
                             f"{image_of(previous_rs)} cannot run on that schema. Roll forward instead: release a "
                             "version that fixes this one"))
-            raise ReleaseFailed(f"{failure} Nothing was restored: {reason}.", {**result, "ledger_entry": entry})
+            raise ReleaseFailed(f"{failure} Nothing was restored: {reason}.{self._routing()}",
+                                {**result, "ledger_entry": entry})
 
         self.watcher.report(f"gate {verdict.gate} failed: rolling back to revision {revision_of(previous_rs)}")
         restored = self.restore(previous_rs)
@@ -157,9 +181,12 @@ class RollingRelease:
         if restored["state"] != "healthy":
             raise ReleaseFailed(f"{failure} Rolling back to {restored['image']} (revision "
                                 f"{restored['from_revision']}) did not become healthy either: "
-                                f"{'; '.join(restored['evidence'])}.", result)
+                                f"{'; '.join(restored['evidence'])}.{self._routing()}", result)
         raise ReleaseFailed(f"{failure} Restored {restored['image']} (revision {restored['from_revision']}), "
-                            f"healthy again after {restored['seconds']}s.", result)
+                            f"healthy again after {restored['seconds']}s.{self._routing()}", result)
+
+    def _routing(self) -> str:
+        return routing(self.api, self.namespace, (self.p.get("service") or {}).get("metadata", {}).get("name"))
 
     def _record(self, entry: dict, record: bool) -> None:
         if record:
@@ -330,8 +357,9 @@ class BlueGreenRelease:
         # colour's Deployment is another hand's change.
         watcher.expect(self.api.apply("Deployment", body))
         watcher.smoke_service = self.api.apply("Service", preview(self.p["service"], target))["metadata"]["name"]
-        watcher.report(f"{target} takes {result['image']} at full size; traffic stays on {active or 'nothing'}; "
-                       f"the gates ask {target} through {watcher.smoke_service}")
+        watcher.report(f"{target} takes {result['image']} at full size; the Service selected "
+                       f"{active or 'no colour'} when this release began; the gates ask {target} through "
+                       f"{watcher.smoke_service}")
         verdict = watcher.judge()
         if verdict.state == "healthy":  # healthy as judged, and still what this run applied, and traffic where it was
             verdict = watcher.changed() or self._switched_by_another(active) or verdict
@@ -339,7 +367,7 @@ class BlueGreenRelease:
         result["verdict"] = verdict.as_dict()
         if verdict.gate == CHANGED_DURING_RELEASE:  # another hand owns the colours now: neither fight nor claim it
             failure = (f"Release {self.p['version']} ({result['image']}) failed gate {verdict.gate} on {target}: "
-                       f"{'; '.join(verdict.evidence)}. {self._traffic()}")
+                       f"{'; '.join(verdict.evidence)}.{self._traffic()}")
             entry.update(finished=utcnow(), verdict="aborted", gate=verdict.gate, evidence=verdict.evidence)
             try:
                 self.api.record(self.namespace, self.name, entry)
@@ -352,10 +380,9 @@ class BlueGreenRelease:
             self.api.scale(self.namespace, body["metadata"]["name"], 0)
             entry.update(finished=utcnow(), verdict="failed", gate=verdict.gate, evidence=verdict.evidence)
             self.api.record(self.namespace, self.name, entry)
-            stayed = (f"traffic stayed on {active} ({result.get('previous_image')})" if active
-                      else "no traffic was routed")
             raise ReleaseFailed(f"Release {self.p['version']} ({result['image']}) failed gate {verdict.gate} on "
-                                f"{target}: {'; '.join(verdict.evidence)}. The Service was not switched: {stayed}.",
+                                f"{target}: {'; '.join(verdict.evidence)}. This release did not switch the Service "
+                                f"and scaled {target} to zero.{self._traffic()}",
                                 {**result, "changed": True, "ledger_entry": entry})
         switch_start = self.clock()
         self.api.apply("Service", routed(self.p["service"], target))
@@ -375,13 +402,8 @@ class BlueGreenRelease:
             f"selects {now or 'no colour'}, not {active or 'no colour'} as when this release started"])
 
     def _traffic(self) -> str:
-        """Where traffic is, as read back now from the Service and the Deployment of the colour it selects."""
-        color = self.active_color()
-        if color is None:
-            return "The Service selects no colour: no traffic is routed."
-        live = self.api.get_deployment(self.namespace, f"{self.name}-{color}")
-        running = f"{self.name}-{color} runs {image_of(live)}" if live else f"{self.name}-{color} does not exist"
-        return f"Traffic is on {color} ({running})."
+        """Where traffic is, as read back now from the Service and its EndpointSlices."""
+        return routing(self.api, self.namespace, self.p["service"]["metadata"]["name"])
 
     def switch_back(self, actor: str, check_mode: bool = False, pre_empts: str | None = None) -> dict[str, Any]:
         """Route the Service back to the other colour, if that colour is there and healthy."""
@@ -396,7 +418,7 @@ class BlueGreenRelease:
         if deployment is None or verdict.state != "healthy" or not deployment["spec"].get("replicas"):
             why = "does not exist" if deployment is None else "is not running healthy at full size"
             raise ReleaseFailed(f"Cannot switch back to {other}: {self.name}-{other} {why} (a release that failed "
-                                f"there is scaled to zero). Nothing was changed: traffic is on {active}. To restore an "
+                                f"there is scaled to zero). Nothing was changed.{self._traffic()} To restore an "
                                 "earlier version, roll back to it by version (rollback.yml -e "
                                 "app_release_rollback_to_version=<version>): it is released again to the idle colour "
                                 "through the gates.", {"active_color": active})
@@ -497,5 +519,6 @@ class CanaryRelease:
         raise ReleaseFailed(
             f"Canary {self.p['version']} ({result['image']}) aborted at {step['percent']}% "
             f"({step['canary']} of {total} pods): gate {verdict.gate} failed: {'; '.join(verdict.evidence)}. "
-            f"Canary removed; {result['previous_image']} is back at {total} replicas ({restored.state}).",
+            f"Canary removed; {result['previous_image']} is back at {total} replicas ({restored.state})."
+            f"{self.stable._routing()}",
             {**result, "changed": True, "rolled_back": True, "ledger_entry": entry})

@@ -22,7 +22,8 @@ def worker_node():
     status = json.loads(run(["python", "localplatform/platformctl.py", "status"]).stdout)
     node = status["worker_node"]
     assert node["enabled"], f"the worker node cannot run on this host: {node['blockers']}"
-    for name in ("containerd-node", "kubelet", "kube-proxy"):
+    engine = ["network-policy"] if node["network_policy"]["enabled"] else []
+    for name in ("containerd-node", "kubelet", "kube-proxy", *engine):
         assert status["components"][name]["healthy"], f"{name} is not running: see {status['components'][name]['log']}"
     return node
 

@@ -186,8 +186,10 @@ def test_a_host_that_cannot_run_the_worker_node_is_told_why(ctl, monkeypatch, tm
     assert node.node_blockers(off) == ["COLORS_WORKER_NODE=off asks for the kwok-only platform"]
     assert node.node_info(off)["enabled"] is False
     assert [c.name for c in components.components(off)][-1] == "dockerd"  # kwok-only: no node components
-    assert [c.name for c in components.components(off, with_node=True)][-3:] == [
-        "containerd-node", "kubelet", "kube-proxy"]
+    # The policy engine where the kernel has NFQUEUE.
+    engine = [] if node.policy_engine_blockers() else ["network-policy"]
+    assert [c.name for c in components.components(off, with_node=True)][-3 - len(engine):] == [
+        "containerd-node", "kubelet", "kube-proxy", *engine]
 
 
 def test_the_worker_node_configuration_fits_this_kind_of_host(ctl):

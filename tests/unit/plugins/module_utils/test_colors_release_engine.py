@@ -54,6 +54,7 @@ class FakeCluster:
         state = {"waiting": {"reason": reason}} if reason else {"running": {}}
         self.pod_list = [{"metadata": {"name": f"{rs['metadata']['name']}-{i}",
                                    "labels": {"pod-template-hash": rs["metadata"]["name"]}},
+                      "spec": {"containers": [{"name": "colors", "image": image}]},
                       "status": {"containerStatuses": [{"name": "colors", "state": state}]}} for i in range(2)]
         ready = 0 if reason else 2
         self.deployment["status"] = {"observedGeneration": self.deployment["metadata"]["generation"],
@@ -465,6 +466,8 @@ def test_a_service_that_keeps_routing_to_the_old_pods_fails_the_release_naming_t
     release(cluster, "colors:1.0.0")
     old_pods = [p["metadata"]["name"] for p in cluster.pod_list]
     cluster.endpoint_pods = lambda namespace, service: old_pods
+    cluster.get_service = lambda namespace, name: {"metadata": {"name": name},
+                                                   "spec": {"selector": {"app.kubernetes.io/name": "colors"}}}
     clock = Clock()
     params = {"namespace": "colors", "deployment": manifest("colors:1.1.0"), "version": "1.1.0", "actor": "tester",
               "auto_rollback": True, "poll_interval": 0,
@@ -473,6 +476,8 @@ def test_a_service_that_keeps_routing_to_the_old_pods_fails_the_release_naming_t
         engine.RollingRelease(cluster, params, clock=clock, sleep=clock.sleep).run()
     assert "failed gate service-routing: service colors still routes to pods of the previous revision after 60s: " \
            f"{', '.join(old_pods)}" in str(err.value)
+    # Where traffic is after the rollback, as read back from the Service and its EndpointSlices.
+    assert str(err.value).endswith("Read back now: service colors routes to 2 pods (2 of colors:1.0.0).")
 
 
 def test_a_release_whose_lock_a_rollback_took_stops_writing_nothing_more_not_even_its_ledger_entry():

@@ -58,6 +58,7 @@ class Cluster:
         state = {"waiting": {"reason": reason}} if reason else {"running": {}}
         labels = {**dep["spec"]["template"]["metadata"]["labels"], "pod-template-hash": rs["metadata"]["name"]}
         dep["pods"] = [{"metadata": {"name": f"{rs['metadata']['name']}-{i}", "labels": labels},
+                        "spec": {"containers": [{"name": "colors", "image": _image(dep["spec"]["template"])}]},
                         "status": {"containerStatuses": [{"name": "colors", "state": state}]}}
                        for i in range(replicas)]
         ready = 0 if reason else replicas
@@ -225,7 +226,8 @@ def test_a_failed_blue_green_release_never_receives_traffic_and_is_scaled_to_zer
     with pytest.raises(engine.ReleaseFailed) as err:
         blue_green(cluster, "colors:1.1.0")
     assert "failed gate image-pull on green" in str(err.value)
-    assert "The Service was not switched: traffic stayed on blue (colors:1.0.0)." in str(err.value)
+    assert ("This release did not switch the Service and scaled green to zero. Read back now: service colors "
+            "selects blue and routes to 2 pods (2 of colors:1.0.0).") in str(err.value)
     assert cluster.routed_color() == "blue" and cluster.replicas("colors-green") == 0
     assert cluster.entries[-1]["verdict"] == "failed" and cluster.entries[-1]["gate"] == "image-pull"
 
@@ -270,7 +272,7 @@ def test_a_blue_green_release_whose_colour_another_hand_changes_meanwhile_is_abo
     assert "Release 2.0.0 (colors:2.0.0) failed gate changed-during-release on green" in message
     assert "deployment colors-green was changed during the release by another hand" in message
     assert "its image is now colors:2.0.1 (this release applied colors:2.0.0)" in message
-    assert "Traffic is on blue (colors-blue runs colors:1.0.0)." in message
+    assert "Read back now: service colors selects blue and routes to 2 pods (2 of colors:1.0.0)." in message
     assert "switched and scaled nothing and recorded no success" in message
     assert cluster.routed_color() == "blue" and cluster.image("colors-green") == "colors:2.0.1"
     assert ("colors-green", 0) not in cluster.scaled
@@ -289,7 +291,7 @@ def test_a_blue_green_release_whose_service_another_hand_switches_meanwhile_is_a
     assert "Release 1.2.0 (colors:1.2.0) failed gate changed-during-release on blue" in message
     assert "service colors was switched during the release by another hand: it selects blue, not green as when this " \
            "release started" in message
-    assert "Traffic is on blue (colors-blue runs colors:1.2.0)." in message
+    assert "Read back now: service colors selects blue and routes to 2 pods (2 of colors:1.2.0)." in message
     assert cluster.routed_color() == "blue"  # as that hand left it: not switched again, not fought
     assert [e["verdict"] for e in cluster.entries] == ["succeeded", "succeeded", "aborted"]
 
@@ -308,7 +310,8 @@ def test_a_blue_green_release_whose_prometheus_is_down_is_never_switched_to(monk
             "url": "http://p", "queries": [gate], "no_data_timeout": 5}), clock=lambda: now[0],
             sleep=lambda s: now.__setitem__(0, now[0] + s)).run()
     assert "failed gate prometheus-unreachable on green" in str(err.value)
-    assert "The Service was not switched: traffic stayed on blue (colors:1.0.0)." in str(err.value)
+    assert ("This release did not switch the Service and scaled green to zero. Read back now: service colors "
+            "selects blue and routes to 2 pods (2 of colors:1.0.0).") in str(err.value)
     assert cluster.routed_color() == "blue" and cluster.replicas("colors-green") == 0
 
 
@@ -355,7 +358,8 @@ def test_switching_back_to_a_colour_that_is_not_running_is_refused_naming_it():
     # It says what it read, that nothing changed, and the way out.
     assert refused.value.args[0].startswith("Cannot switch back to green: colors-green is not running healthy at full "
                                             "size (a release that failed there is scaled to zero). Nothing was "
-                                            "changed: traffic is on blue. To restore an earlier version, roll back to "
+                                            "changed. Read back now: service colors selects blue and routes to 2 pods "
+                                            "(2 of colors:1.0.0). To restore an earlier version, roll back to "
                                             "it by version (rollback.yml -e app_release_rollback_to_version=<version>)")
     assert cluster.routed_color() == "blue"
 
@@ -436,8 +440,8 @@ def test_each_strategy_reports_its_steps_the_rollout_and_the_gates_as_it_goes():
     assert any(line.startswith("every canary step passed: promoting colors:1.1.0") for line in said)
     said.clear()
     engine.BlueGreenRelease(cluster, params("colors:2.0.0", _progress=said.append), sleep=lambda s: None).run()
-    assert said[0] == ("blue takes colors:2.0.0 at full size; traffic stays on nothing; the gates ask blue through "
-                       "colors-preview")
+    assert said[0] == ("blue takes colors:2.0.0 at full size; the Service selected no colour when this release "
+                       "began; the gates ask blue through colors-preview")
     assert said[-1] == "the Service now routes to blue"
 
 
@@ -447,8 +451,8 @@ def test_a_failed_gate_and_the_rollback_are_reported():
     blue_green(cluster, "colors:1.0.0")
     with pytest.raises(engine.ReleaseFailed):
         engine.BlueGreenRelease(cluster, params("colors:1.1.0", _progress=said.append), sleep=lambda s: None).run()
-    assert said[0] == ("green takes colors:1.1.0 at full size; traffic stays on blue; the gates ask green through "
-                       "colors-preview")
+    assert said[0] == ("green takes colors:1.1.0 at full size; the Service selected blue when this release began; "
+                       "the gates ask green through colors-preview")
     assert "colors-green: rollout failed at gate image-pull after 0s" in said, said
     assert "the Service now routes to green" not in said
 
