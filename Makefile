@@ -252,6 +252,10 @@ test: lint up node-image ops-toolchain ## The whole test suite: lint, unit + int
 bench: up ## Setup, platform start and deploy times beside baselines (COLD=1 adds a cold toolchain build)
 	@$(VENV)/bin/python bench/setup_bench.py
 
+.PHONY: bench-judge
+bench-judge: ## The canary judge beside the threshold gates on the same A/A and A/B trials (#21's first phase; ~1 min)
+	@$(VENV)/bin/python bench/judge_bench.py
+
 .PHONY: bench-release
 bench-release: up ## Release engine: rollback, stalled-release verdict, rollout, no-op beside baselines
 	@$(VENV)/bin/python bench/release_bench.py
