@@ -151,8 +151,10 @@ def test_every_component_reports_healthy():
     result = run([sys.executable, "localplatform/platformctl.py", "status"])
     assert result.returncode == 0, result.stdout + result.stderr
     status = json.loads(result.stdout)
-    # The worker node's components where the host can run it (tests/integration/test_worker_node.py insists it can).
+    # The worker node's components where the host can run it (tests/integration/test_worker_node.py insists it can),
+    # its NetworkPolicy engine where the kernel has NFQUEUE.
     node = {"containerd-node", "kubelet", "kube-proxy"} if status["worker_node"]["enabled"] else set()
+    node |= {"network-policy"} if status["worker_node"]["network_policy"]["enabled"] else set()
     assert set(status["components"]) == {"etcd", "kube-apiserver", "kube-controller-manager",
                                          "kube-scheduler", "kwok", "prometheus", "alertmanager", "blackbox-exporter",
                                          "node-exporter", "pushgateway", "alert-receiver", "victorialogs", "registry",
