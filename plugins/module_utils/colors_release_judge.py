@@ -5,12 +5,12 @@ Three kinds of metric:
   ratio     per-window (bad, total) counts - the error ratio: the canary's and the baseline's totals compared by
             Fisher's exact test (one-sided: the canary worse), and the difference of the two ratios against an
             absolute tolerance (0.005: half a percentage point)
-  quantile  per-window histogram bucket counts (cumulative, Prometheus' `le` buckets) - a latency quantile q: each
-            side's q-quantile of its pooled histogram (histogram_quantile), and the share of requests beyond the
-            baseline's q-quantile bucket bound compared by Fisher's exact test. A tail regression makes the canary's
-            share beyond that bound grow, which a per-window quantile of a few requests hides. The effect is the
-            difference of the two quantiles, in seconds, against the tolerance; "no worse" is the share's upper
-            confidence bound within (1 - q) of the baseline's share
+  quantile  per-window histogram bucket counts (non-cumulative, +Inf last) - a latency quantile q: each side's
+            q-quantile of its pooled histogram (histogram_quantile), and the share of requests beyond a bucket bound
+            near q (that of both sides' pooled 1 - 2(1 - q) quantile) compared by Fisher's exact test. A tail
+            regression makes the canary's share beyond that bound grow, which a per-window quantile of a few requests
+            hides. The effect is the difference of the two quantiles, in seconds, against the tolerance; "no worse"
+            is the share's upper confidence bound within (1 - q) of the baseline's share
   value     one value per window - any query the inventory adds: the canary's and the baseline's windows compared by
             the Mann-Whitney U test (one-sided, ties corrected, normal approximation with continuity correction),
             and the difference of their medians against a tolerance in the metric's unit
@@ -257,8 +257,13 @@ def _judge_quantile(metric: Metric, canary: list, baseline: list, alpha: float) 
                                                      f"{metric.min_sample} needed")
     q_c = histogram_quantile(metric.quantile, metric.bounds, pooled_c)
     q_b = histogram_quantile(metric.quantile, metric.bounds, pooled_b)
-    # The bucket the baseline's quantile falls in: requests beyond its upper bound are the baseline's tail.
-    cut = next((i for i, bound in enumerate(metric.bounds) if bound >= q_b), len(metric.bounds) - 1)
+    # The tail both sides are compared beyond: the upper bound of the bucket holding the pooled 1 - 2(1 - q) quantile
+    # (the 98th percentile for p99). Chosen from both sides alike: a bound taken from the baseline's own sample would
+    # sit where that sample happens to be fast, and find a same-version canary worse (a false abort, measured). Set
+    # below q, so that a regression of the slowest requests shows beyond it rather than moving it.
+    pooled = [c + b for c, b in zip(pooled_c, pooled_b, strict=True)]
+    level = histogram_quantile(1 - 2 * (1 - metric.quantile), metric.bounds, pooled)
+    cut = next((i for i, bound in enumerate(metric.bounds) if bound >= level), len(metric.bounds) - 1)
     beyond_c, beyond_b = sum(pooled_c[cut + 1:]), sum(pooled_b[cut + 1:])
     p = fisher_greater(beyond_c, total_c, beyond_b, total_b)
     share = beyond_c / total_c - beyond_b / total_b

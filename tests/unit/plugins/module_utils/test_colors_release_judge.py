@@ -105,6 +105,17 @@ def test_a_tail_regression_is_found_beyond_the_baselines_quantile_bound():
     assert judge.judge_metric(p99, [[0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]], baseline, alpha=0.001).outcome == judge.EXTEND
 
 
+def test_the_tail_bound_is_chosen_from_both_sides_not_from_a_baseline_that_happened_to_be_fast():
+    """The benchmark's one A/A false abort before the bound was pooled: the baseline's sample had 1 of 299 requests
+    beyond 25 ms (3.6 % expected), so a bound at its own p99 (25 ms) found the same-version canary's 14 of 333
+    significantly worse. Both sides' p98 puts the bound at 50 ms, beyond which neither has a request."""
+    p99 = judge.Metric("latency-p99", "quantile", tolerance=0.02, min_sample=200, bounds=BOUNDS)
+    fast_baseline = [[0, 60, 238, 1, 0, 0, 0, 0, 0, 0, 0]]
+    canary = [[0, 60, 259, 14, 0, 0, 0, 0, 0, 0, 0]]
+    verdict = judge.judge_metric(p99, canary, fast_baseline, alpha=0.001)
+    assert verdict.statistic["bound"] == 0.05 and verdict.outcome != judge.FAIL, verdict
+
+
 def test_the_verdict_is_the_weighted_score_of_the_metrics():
     p50 = judge.Metric("latency-p50", "value", tolerance=0.01, min_sample=12)
     good = {"error-ratio": [(1, 1000)] * 5, "latency-p99": [0.2] * 20, "latency-p50": [0.05] * 20}
