@@ -11,8 +11,9 @@ connections that must fail. Probes in namespaces without policies reach each oth
 broken probe's.
 
 Not here: traffic the host's root processes start (the kubelet's probes, kube-proxy's NodePort from the host, the
-local Prometheus) - the engine never judges it, as EKS's agent admits the node's own traffic; and a pod's traffic
-to the host itself (netfilter's input path, which the engine does not hook).
+local Prometheus) - the engine never judges it (upstream admits it, so that the kubelet's probes pass); and a pod's
+traffic to the host itself (netfilter's input path, which the engine does not hook). docs/local-platform.md names
+both.
 """
 
 from __future__ import annotations
