@@ -123,17 +123,9 @@ def trial(rng: random.Random, rate: float, scenario: dict, cdfs: dict) -> dict:
     return out
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def rate_text(k: int, n: int) -> str:
-    low, high = wilson(k, n)
+    low, high = judge.wilson(k, n, 1.96)  # 95 %
+    low, high = max(0.0, low), min(1.0, high)
     return f"{100 * k / n:5.1f} % [{100 * low:4.1f}, {100 * high:5.1f}]"
 
 

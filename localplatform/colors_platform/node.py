@@ -202,7 +202,8 @@ def _stop_node_containers(cfg: Config) -> None:
 
 
 def _clean_node_host_state(cfg: Config) -> None:
-    """Undo what the node leaves on the host: shims, mounts, kube-proxy's nftables tables, the CNI bridge."""
+    """Undo what the node leaves on the host: shims, mounts, the nftables tables of kube-proxy and the policy engine,
+    the firewall plugin's chains, the CNI bridge."""
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
@@ -245,8 +246,7 @@ def node_components(cfg: Config) -> list[Component]:
             str(binary(cfg, "network-policy")), f"--kubeconfig={pki / 'network-policy.kubeconfig'}",
             f"--hostname-override={name}", f"--metrics-bind-address=127.0.0.1:{ports['network_policy_metrics']}",
             f"--nfqueue-id={NETWORK_POLICY_QUEUE}", "--v=1",
-        ], ("http", f"http://127.0.0.1:{ports['network_policy_metrics']}/healthz"), cfg.state,
-                  after_stop=lambda: _quietly("nft", "delete", "table", "inet", NETWORK_POLICY_TABLE)),
+        ], ("http", f"http://127.0.0.1:{ports['network_policy_metrics']}/healthz"), cfg.state),
     ]
     return [
         Component("containerd-node", {}, ["/usr/bin/containerd", "--config", str(node_dir / "containerd.toml")],

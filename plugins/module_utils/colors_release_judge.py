@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist, median
 from typing import Any
 
 PASS, MARGINAL, FAIL, EXTEND = "pass", "marginal", "fail", "extend"
@@ -90,7 +91,7 @@ class JudgeVerdict:
 
 
 def normal_sf(z: float) -> float:
-    """P(Z > z) of the standard normal distribution."""
+    """P(Z > z) of the standard normal distribution (erfc keeps the far tail's precision, which 1 - cdf loses)."""
     return 0.5 * math.erfc(z / math.sqrt(2))
 
 
@@ -141,7 +142,8 @@ def fisher_greater(bad_a: int, total_a: int, bad_b: int, total_b: int) -> float:
     return min(1.0, math.exp(peak) * sum(math.exp(t - peak) for t in terms))
 
 
-def _wilson(bad: int, total: int, z: float) -> tuple[float, float]:
+def wilson(bad: int, total: int, z: float) -> tuple[float, float]:
+    """Wilson's score interval of the proportion bad/total (unclamped: callers add it to a difference)."""
     p = bad / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
@@ -151,30 +153,12 @@ def _wilson(bad: int, total: int, z: float) -> tuple[float, float]:
 def _newcombe_half_width(bad_c: int, total_c: int, bad_b: int, total_b: int, alpha: float, worse: str) -> float:
     """How far above the observed difference (canary worse) the one-sided upper confidence bound of the difference
     of two proportions lies: Newcombe's hybrid score interval (method 10), from each side's Wilson interval."""
-    z = _normal_quantile(1 - alpha)
+    z = NormalDist().inv_cdf(1 - alpha)
     p_c, p_b = bad_c / total_c, bad_b / total_b
-    (low_c, up_c), (low_b, up_b) = _wilson(bad_c, total_c, z), _wilson(bad_b, total_b, z)
+    (low_c, up_c), (low_b, up_b) = wilson(bad_c, total_c, z), wilson(bad_b, total_b, z)
     if worse == "higher":
         return math.sqrt((up_c - p_c) ** 2 + (p_b - low_b) ** 2)
     return math.sqrt((p_c - low_c) ** 2 + (up_b - p_b) ** 2)
-
-
-def _normal_quantile(q: float) -> float:
-    """The standard normal quantile, by bisection of normal_sf (precise enough for a confidence level)."""
-    low, high = -10.0, 10.0
-    for _ in range(80):
-        middle = (low + high) / 2
-        if 1 - normal_sf(middle) < q:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def judge_metric(metric: Metric, canary: list, baseline: list, alpha: float) -> Judgement:

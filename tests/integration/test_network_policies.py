@@ -205,11 +205,7 @@ def network(k8s, worker_node):
         for name, (namespace, labels, listen) in outside.items():
             core.create_namespaced_pod(namespace, _probe(f"netpol-{name}", namespace, labels, listen))
         address = _addresses(core, outside)
-        bootstrap = ["-i", "inventories/local", "-e", f"cluster_bootstrap_app_namespace={NS}",
-                     "-e", f"app_release_namespace={NS}", "-e", json.dumps({
-                         "cluster_bootstrap_monitoring_namespace": MONITORING,
-                         "cluster_bootstrap_load_balancer_cidrs": [f"{address['balancer']}/32"],
-                         "cluster_bootstrap_database_cidrs": [f"{address['database']}/32"]})]
+        bootstrap = _around(address["balancer"], address["database"])
         result = ansible_playbook("bootstrap.yml", *bootstrap)
         assert result.returncode == 0, result.stdout[-3000:]
         # Colors, as a release puts it there (its pods' labels are the release's, not this test's).
@@ -225,12 +221,21 @@ def network(k8s, worker_node):
                       if p.metadata.name.startswith("colors-") and p.status.phase == "Running")
         pods = {name: (PROBES[name][0], f"netpol-{name}", address[name]) for name in PROBES}
         pods["colors"] = (NS, colors.metadata.name, colors.status.pod_ip)
-        guarded = {a for n, (ns, _, a) in pods.items() if ns in (NS,)}
+        guarded = {a for ns, _, a in pods.values() if ns == NS}
         wait_for("the policy engine to guard the application namespace's pods", lambda: _engine_guards(guarded),
                  timeout=30)
         yield pods
     finally:
         _remove(k8s)
+
+
+def _around(balancer: str, database: str) -> list[str]:
+    """The application namespace as bootstrap.yml and deploy.yml take it here: its load balancer's CIDR is the balancer
+    probe's address, its database's the database probe's, its monitoring namespace MONITORING."""
+    return ["-i", "inventories/local", "-e", f"cluster_bootstrap_app_namespace={NS}",
+            "-e", f"app_release_namespace={NS}", "-e", json.dumps({"cluster_bootstrap_monitoring_namespace": MONITORING,
+                              "cluster_bootstrap_load_balancer_cidrs": [f"{balancer}/32"],
+                              "cluster_bootstrap_database_cidrs": [f"{database}/32"]})]
 
 
 def _remove(k8s) -> None:
@@ -339,12 +344,7 @@ def test_the_namespace_holds_exactly_the_policies_the_template_renders(k8s, netw
     networking.create_namespaced_network_policy(NS, {
         "metadata": {"name": "allow-everything-left-behind"},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]}})
-    result = ansible_playbook("bootstrap.yml", "-i", "inventories/local", "-e", f"cluster_bootstrap_app_namespace={NS}",
-                              "-e", json.dumps({"cluster_bootstrap_monitoring_namespace": MONITORING,
-                                                "cluster_bootstrap_load_balancer_cidrs": [
-                                                    f"{network['balancer'][2]}/32"],
-                                                "cluster_bootstrap_database_cidrs": [
-                                                    f"{network['database'][2]}/32"]}))
+    result = ansible_playbook("bootstrap.yml", *_around(network["balancer"][2], network["database"][2]))
     assert result.returncode == 0, result.stdout[-3000:]
     assert "allow-everything-left-behind" in result.stdout  # the task that removed it names it
     held = {p.metadata.name for p in networking.list_namespaced_network_policy(NS).items}
