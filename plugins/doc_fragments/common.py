@@ -26,6 +26,8 @@ options:
     description:
       - Seconds the run's reads of the cluster ride out a Kubernetes API server that does not answer (a restart, a
         control-plane upgrade, a broken connection) or answers 5xx, asking again with back-off.
+      - A read refused (403) that the run was allowed before is asked again within the same time - an API server
+        just started answers before its authorizer has loaded the grants; past it, the refusal is the failure.
       - Past it, or when a change cannot be sent, the run fails in one line - the API server stopped answering
         during the release, what is unknown, and that running the same command again converges - and writes
         nothing more.

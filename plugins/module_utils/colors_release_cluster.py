@@ -166,15 +166,26 @@ def unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, TimeoutError))
 
 
+def refused(exc: BaseException) -> bool:
+    """The API server's authorizer said no (403)."""
+    return getattr(exc, "status", None) == 403
+
+
 class Resilient:
     """A ClusterApi (or a double of it) whose reads ride out an API server away for up to `tolerance` seconds,
     asked again with back-off; past it, or for a write that could not be sent, ApiUnavailable - one line saying
-    what is unknown and that running the same command again converges. Every other error passes through."""
+    what is unknown and that running the same command again converges.
+
+    A read refused (403) that this run was allowed before is asked again within the same tolerance: an API server
+    that has just started answers before its authorizer has loaded the grants (kubernetes/kubernetes#121635), as
+    when a control-plane instance is replaced mid-release. Past the tolerance the refusal passes through as it came;
+    a read never allowed in this run is refused at once, and every other error passes through."""
 
     def __init__(self, api, what: str, tolerance: float = 60.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
         self._api, self._what, self._tolerance = api, what, tolerance
         self._clock, self._sleep = clock, sleep
+        self._allowed: set[str] = set()  # the reads the API server answered in this run
 
     def __getattr__(self, name: str):
         attribute = getattr(self._api, name)
@@ -185,11 +196,17 @@ class Resilient:
             start, pause = self._clock(), 0.5
             while True:
                 try:
-                    return attribute(*args, **kwargs)
+                    answer = attribute(*args, **kwargs)
+                    self._allowed.add(name)
+                    return answer
                 except Exception as exc:
+                    waited = self._clock() - start
+                    if refused(exc) and name in READS and name in self._allowed and waited < self._tolerance:
+                        self._sleep(pause)
+                        pause = min(pause * 2, 5.0)
+                        continue
                     if not unavailable(exc):
                         raise
-                    waited = self._clock() - start
                     if name not in READS or waited >= self._tolerance:
                         raise ApiUnavailable(self._message(name, waited, exc), {}) from exc
                     self._sleep(pause)

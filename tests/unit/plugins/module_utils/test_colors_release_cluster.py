@@ -102,14 +102,44 @@ def test_a_write_is_never_sent_twice():
 
 
 def test_an_answer_of_the_api_server_passes_through_untouched():
-    class Forbidden(Exception):
-        status = 403
-
+    """A read this run was never allowed is refused at once: a missing grant is named without waiting."""
     away = Away(Api(), error=Forbidden("deployments.apps is forbidden"))
     api, clock = resilient(away)
     with pytest.raises(Forbidden):
         api.get_deployment("colors", "colors")
     assert away.made == ["get_deployment"] and clock.now == 0
+
+
+class Forbidden(Exception):
+    status = 403
+
+
+def test_a_read_refused_after_it_was_allowed_is_asked_again_within_the_tolerance():
+    """An API server just started answers before its authorizer has loaded the grants: a read this run was allowed
+    is asked again, and the answer, once the grants are loaded, is the run's."""
+    away = Away(Api(), down_at=1, calls=2, error=Forbidden("deployments.apps is forbidden"))
+    api, clock = resilient(away)
+    assert api.get_deployment("colors", "colors")["metadata"]["name"] == "colors"  # allowed
+    assert api.get_deployment("colors", "colors")["metadata"]["name"] == "colors"  # refused twice, then allowed
+    assert away.made == ["get_deployment"] * 4 and clock.now == 0.5 + 1
+
+
+def test_a_refusal_that_lasts_past_the_tolerance_passes_through_as_it_came():
+    away = Away(Api(), down_at=1, error=Forbidden("deployments.apps is forbidden"))
+    api, clock = resilient(away, tolerance=10)
+    api.get_deployment("colors", "colors")
+    with pytest.raises(Forbidden, match="deployments.apps is forbidden"):
+        api.get_deployment("colors", "colors")
+    assert 10 <= clock.now < 16
+
+
+def test_a_refused_write_is_never_sent_twice_even_when_it_was_allowed_before():
+    away = Away(Api(), down_at=1, error=Forbidden("deployments.apps is forbidden"))
+    api, clock = resilient(away)
+    api.apply("Deployment", {})
+    with pytest.raises(Forbidden):
+        api.apply("Deployment", {})
+    assert away.made == ["apply", "apply"] and clock.now == 0
 
 
 def test_a_release_whose_api_server_goes_away_mid_watch_stops_and_writes_nothing_more():
