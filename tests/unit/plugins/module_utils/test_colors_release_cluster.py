@@ -128,7 +128,7 @@ def test_a_refusal_that_lasts_past_the_tolerance_passes_through_as_it_came():
     away = Away(Api(), down_at=1, error=Forbidden("deployments.apps is forbidden"))
     api, clock = resilient(away, tolerance=10)
     api.get_deployment("colors", "colors")
-    with pytest.raises(Forbidden, match="deployments.apps is forbidden"):
+    with pytest.raises(Forbidden, match=r"deployments\.apps is forbidden"):
         api.get_deployment("colors", "colors")
     assert 10 <= clock.now < 16
 
