@@ -148,8 +148,11 @@ node-image: up engine ## Build the Colors image and load it into the local platf
 	@$(VENV)/bin/python app/build_image.py --load-worker-node
 
 .PHONY: deploy
+# The ledger records when the release's commit was made (the release report's lead time runs from it): the time of
+# the tag v$(VERSION) in this checkout, unless COLORS_RELEASE_COMMITTED gives it; neither - not recorded.
 deploy: check-env $(OPS_TOOLCHAIN) $(if $(filter local,$(ENV)),node-image) ## Deploy Colors (ENV=local by default; VERSION=x.y.z to choose the release)
-	@$(OPS_PLAYBOOK) deploy.yml -i inventories/$(ENV) $(if $(VERSION),-e app_release_version=$(VERSION))
+	@COLORS_RELEASE_COMMITTED="$${COLORS_RELEASE_COMMITTED:-$(if $(VERSION),$$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ refs/tags/v$(VERSION) -- 2>/dev/null))}" \
+	  $(OPS_PLAYBOOK) deploy.yml -i inventories/$(ENV) $(if $(VERSION),-e app_release_version=$(VERSION))
 
 .PHONY: rollback
 rollback: check-env $(OPS_TOOLCHAIN) ## Roll Colors back in ENV: the previous release, or TO_VERSION=x.y.z / TO_REVISION=n

@@ -73,6 +73,7 @@ def release_report(entries: Any, days: int = 30, now: str | None = None, alerts:
     end = _time(now, "now") if now else max((_time(e["finished"], "finished") for e in done), default=None)
     if end is None:
         return {"window_days": int(days), "releases": 0, "succeeded": 0, "failed": 0, "late_failures": [],
+                "late_failures_counted": alerts is not None,
                 "deploys_per_day": 0.0, "change_failure_rate": None, "lead_time_seconds": None,
                 "mean_time_to_restore_seconds": None, "unrestored_failures": 0, "levels": {}, "level": None}
     start = end - datetime.timedelta(days=int(days))
@@ -135,6 +136,8 @@ def release_report(entries: Any, days: int = 30, now: str | None = None, alerts:
         "succeeded": len(succeeded),
         "failed": len(failed) + len(late),
         "late_failures": late,
+        # False when no alert history was given: a late failure could not be seen, so the rate may flatter.
+        "late_failures_counted": alerts is not None,
         "deploys_per_day": metrics["deploys_per_day"],
         "change_failure_rate": metrics["change_failure_rate"],
         "lead_time_seconds": metrics["lead_time_seconds"],

@@ -78,6 +78,11 @@ options:
   freeze_override:
     description: Why this release goes out during a deploy freeze (recorded in the ledger as C(freeze_override)).
     type: str
+  committed:
+    description:
+      - When the release's commit was made, UTC (C(YYYY-MM-DDTHH:MM:SSZ)), recorded in the ledger as C(committed).
+      - The C(colors.deploy.release_report) filter's lead time for changes runs from it to the promotion.
+    type: str
   contract_migrations:
     description:
       - The migrations this release ran that are not expand-only (contract), as its migration Job reported them.
@@ -242,6 +247,7 @@ ledger_entry:
 """
 
 import contextlib  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 
 from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402, F401
@@ -281,6 +287,7 @@ def argument_spec() -> dict:
         api_outage_tolerance=dict(type="float", default=60),
         pre_empts=dict(type="str"),
         freeze_override=dict(type="str"),
+        committed=dict(type="str"),
         contract_migrations=dict(type="list", elements="str", default=[]),
         strategy=dict(type="str", choices=["rolling", "blue_green", "canary"], default="rolling"),
         canary_steps=dict(type="list", elements="dict", default=[]),
@@ -308,6 +315,8 @@ def validate(params: dict) -> str | None:
     if (deployment["metadata"].get("namespace") or params["namespace"]) != params["namespace"]:
         return (f"deployment namespace {deployment['metadata']['namespace']!r} differs from "
                 f"namespace={params['namespace']!r}")
+    if params.get("committed") and not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", params["committed"]):
+        return f"committed must be a UTC time like 2026-12-06T09:30:00Z, got {params['committed']!r}"
     if params.get("strategy") == "canary" and not params.get("canary_steps"):
         return "strategy=canary needs canary_steps (the canary_steps filter turns percentages into them)"
     for check in (params.get("prometheus") or {}).get("queries") or []:

@@ -83,12 +83,15 @@ def _deploy(version, *extra, **env):
     return ansible_playbook("deploy.yml", *ARGS, *RELEASE_ONLY, "-e", f"app_release_version={version}", *extra, **env)
 
 
+COMMITTED = "2026-01-02T03:04:05Z"  # when 2.1.0's commit was made: the report's lead time runs from it
+
+
 @pytest.fixture(scope="module")
 def good_release(k8s):
     # The first as the local inventory runs it: bootstrap, then release.
     first = ansible_playbook("deploy.yml", *ARGS, "-e", "app_release_version=2.0.0")
     assert first.returncode == 0, first.stdout[-3000:]
-    second = _deploy("2.1.0")
+    second = _deploy("2.1.0", COLORS_RELEASE_COMMITTED=COMMITTED)  # as the deploy workflow passes it
     assert second.returncode == 0, second.stdout[-3000:]
     assert _image(k8s) == "localhost/colors:2.1.0"
     return "2.1.0"
@@ -318,6 +321,14 @@ def test_the_release_report_reads_the_ledger_back(k8s, good_release):
     assert f"releases: {len(releases)}" in result.stdout and f"failed: {len(failed)}" in result.stdout
     assert len(failed) >= 3  # the three drills of this module were recorded as failures
     assert "mean_time_to_restore_seconds:" in result.stdout and recap(result)["changed"] == 0
+    assert any(e.get("committed") == COMMITTED and e["version"] == "2.1.0" for e in ledger), "no commit time recorded"
+    assert "lead_time_seconds: null" not in result.stdout
+    before = _ledger(k8s)
+    wrong = _deploy("2.1.1", COLORS_RELEASE_COMMITTED="yesterday")  # refused before anything changes
+    said = " ".join(wrong.stdout.split())
+    assert wrong.returncode != 0 and 'app_release_committed="yesterday"' in said, said[-2000:]
+    assert "the UTC time of the release's commit like 2026-12-06T09:30:00Z, or empty" in said
+    assert _ledger(k8s) == before and _image(k8s) == f"localhost/colors:{good_release}"
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import load_plugin
 
 release = load_plugin("plugins/modules/colors_release.py")
@@ -60,3 +61,35 @@ def test_the_progress_writer_appends_each_report_time_stamped_and_says_nothing_w
     assert all(len(line.split(" ", 1)[0]) == 8 for line in lines)  # HH:MM:SS
     with release.progress_writer(None) as report:
         report("nowhere")
+
+
+def _series(alertname, times):
+    return {"metric": {"__name__": "ALERTS", "alertname": alertname, "alertstate": "firing"},
+            "values": [[t, "1"] for t in times]}
+
+
+def test_firing_intervals_split_a_series_at_its_gaps_and_leave_one_still_firing_open():
+    """ALERTS samples one evaluation (15 s) apart while an alert fires: a gap ends one firing; the last firing,
+    sampled just now, still fires."""
+    day = 1_796_515_200  # 2026-12-06T00:00:00Z
+    burn = _series("ColorsAvailabilityBudgetBurnFast", [day + 15 * i for i in range(5)]  # 00:00:00 - 00:01:00
+                   + [day + 3600 + 15 * i for i in range(3)])  # 01:00:00 - 01:00:30, then nothing
+    slow = _series("ColorsLatencyBudgetBurnSlow", [day + 7200 + 15 * i for i in range(4)])  # until now
+    fired = ledger.firing_intervals([slow, burn], now=day + 7200 + 50)
+    assert fired == [
+        {"alertname": "ColorsAvailabilityBudgetBurnFast", "starts_at": "2026-12-06T00:00:00Z",
+         "ends_at": "2026-12-06T00:01:00Z"},
+        {"alertname": "ColorsAvailabilityBudgetBurnFast", "starts_at": "2026-12-06T01:00:00Z",
+         "ends_at": "2026-12-06T01:00:30Z"},
+        {"alertname": "ColorsLatencyBudgetBurnSlow", "starts_at": "2026-12-06T02:00:00Z", "ends_at": None},
+    ]
+    assert ledger.firing_intervals([_series("X", [])], now=day) == []
+
+
+def test_alerts_that_cannot_be_read_fail_the_report_in_one_line_naming_where():
+    with pytest.raises(ledger.OperatorError) as err:
+        ledger.read_alerts(None, {"url": "http://127.0.0.1:9"}, 'alertname="X"', 30, now=0)
+    message = str(err.value)
+    assert message.startswith("Release ledger: the SLO alerts could not be read from Prometheus at "
+                              "http://127.0.0.1:9 (Prometheus at http://127.0.0.1:9 unreachable")
+    assert "app_release_report_alerts=false" in message and "\n" not in message
