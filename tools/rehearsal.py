@@ -248,6 +248,21 @@ def bootstrap(state: dict) -> None:
     playbook("playbooks/kubeconfig.yml", env=env)
     # The AWS Load Balancer Controller's chart cannot be fetched here (no chart repository): its part is skipped.
     playbook("bootstrap.yml", "--skip-tags", "bootstrap_load_balancer", env=env)
+    # The Colors pods hold the security group the database admits (security groups for pods): the policies name the
+    # group staging's Terraform made, as bootstrap.yml looked it up (nothing here acts on them: no ENIs).
+    (group,) = aws("ec2", infra, account=None).describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [f"colors-{ENVIRONMENT}-app-pods"]}])["SecurityGroups"]
+    from kubernetes import client
+
+    policies = client.CustomObjectsApi(kube().api_client).list_namespaced_custom_object(
+        "vpcresources.k8s.aws", "v1beta1", "colors", "securitygrouppolicies")["items"]
+    given = {p["metadata"]["name"]: p["spec"]["securityGroups"]["groupIds"] for p in policies}
+    if given != {"colors-app-pods": [group["GroupId"]], "colors-migrations": [group["GroupId"]]}:
+        raise PhaseFailed(f"the SecurityGroupPolicies give {given}, not {group['GroupId']} ({group['GroupName']}) to "
+                          "the application's pods and its migration Jobs")
+    state["pod_security_group"] = {"id": group["GroupId"], "policies": sorted(given)}
+    log(f"the application's pods and migration Jobs get {group['GroupName']} ({group['GroupId']}), which the "
+        "database admits (SecurityGroupPolicies)")
 
 
 # The relay the staging Prometheus Service selects: the API server's service proxy reaches pods only, and the local
@@ -426,6 +441,13 @@ def serving(namespace: str) -> dict:
             "addresses": sorted({a for e in endpoints for a in e.addresses})}
 
 
+def newest_ledger_entry(namespace: str) -> dict:
+    """The release ledger's newest entry (the engine's ConfigMaps, read back)."""
+    items = kube().list_namespaced_config_map(namespace, label_selector="colors.io/release-ledger=colors").items
+    entries = [json.loads(item.data["entry"]) for item in items]
+    return max(entries, key=lambda e: e["id"]) if entries else {}
+
+
 def app_connections(state: dict, addresses: list[str]) -> list[tuple[str, bool]]:
     """(login user, over TLS) of each connection the pods at `addresses` (those the Service routes to) hold, as the
     server reports them. The other colour keeps the release before, and its login, for switching back."""
@@ -494,6 +516,12 @@ def drills(state: dict) -> None:
         # to the idle one), released again to the idle colour through the gates.
         timed("rollback", "rollback.yml", "-e", f"app_release_rollback_to_version={version}", identity="rollback",
               expect=version)
+        recorded = newest_ledger_entry(namespace)  # a restoration, not a change, for the release report
+        results["rollback"]["recorded"] = {k: recorded.get(k) for k in ("version", "strategy", "verdict", "rollback")}
+        if results["rollback"]["recorded"] != {"version": version, "strategy": "blue_green", "verdict": "succeeded",
+                                               "rollback": True}:
+            raise PhaseFailed(f"the rollback to {version} is recorded as {results['rollback']['recorded']}, not as a "
+                              "blue-green rollback that succeeded")
         timed("rotation", "rotate-secrets.yml", identity="rollback", expect=version)
         results["rotation"]["connections"] = app_connections(state, results["rotation"]["addresses"])
         # A release whose migration is not expand-only; then rollback.yml, refused naming it, nothing changed.

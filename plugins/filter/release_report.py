@@ -79,7 +79,8 @@ def release_report(entries: Any, days: int = 30, now: str | None = None, alerts:
     start = end - datetime.timedelta(days=int(days))
     ordered = sorted(done, key=lambda e: _time(e["started"], "started"))
     window = [e for e in ordered if start <= _time(e["started"], "started") <= end]
-    releases = [e for e in window if e.get("strategy") != "manual-rollback"]
+    # Rollbacks restore, they are not changes: a manual rollback, and a rollback that released a version again.
+    releases = [e for e in window if e.get("strategy") != "manual-rollback" and not e.get("rollback")]
     succeeded = [e for e in releases if e.get("verdict") == "succeeded"]
     # "aborted": stopped because another hand (a pre-empting rollback) changed the Deployment - a failed change too.
     failed = [e for e in releases if e.get("verdict") in ("failed", "rolled_back", "aborted")]

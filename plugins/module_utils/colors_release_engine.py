@@ -30,20 +30,23 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_release_watch
 
 
 def ledger_notes(holder: str | None, freeze_override: str | None = None,
-                 contract_migrations: list[str] | None = None, committed: str | None = None) -> dict[str, Any]:
+                 contract_migrations: list[str] | None = None, committed: str | None = None,
+                 restores: bool = False) -> dict[str, Any]:
     """The ledger fields naming the release lock's holder this run broke to run, if it broke one, why it went
-    out during a deploy freeze, if it did, the migrations it ran that are not expand-only, if any, and when its
-    commit was made, if known (the lead time for changes runs from it)."""
+    out during a deploy freeze, if it did, the migrations it ran that are not expand-only, if any, when its
+    commit was made, if known (the lead time for changes runs from it), and whether it restores an earlier
+    version (a rollback that releases it again: the report counts it as a restoration, not a change)."""
     return {**({"pre_empted": holder} if holder else {}),
             **({"freeze_override": freeze_override} if freeze_override else {}),
             **({"contract_migrations": list(contract_migrations)} if contract_migrations else {}),
-            **({"committed": committed} if committed else {})}
+            **({"committed": committed} if committed else {}),
+            **({"rollback": True} if restores else {})}
 
 
 def release_notes(params: dict) -> dict[str, Any]:
     """ledger_notes of a release's parameters."""
     return ledger_notes(params.get("pre_empts"), params.get("freeze_override"), params.get("contract_migrations"),
-                        params.get("committed"))
+                        params.get("committed"), bool(params.get("restores")))
 
 
 def past_a_contract(ledger: list[dict], target_image: str | None) -> dict | None:

@@ -78,6 +78,13 @@ options:
   freeze_override:
     description: Why this release goes out during a deploy freeze (recorded in the ledger as C(freeze_override)).
     type: str
+  restores:
+    description:
+      - This release restores an earlier version (rollback.yml to a version of a blue-green release, which releases
+        it again to the idle colour). Recorded in the ledger as C(rollback=true), so the
+        C(colors.deploy.release_report) filter counts it as a restoration, not as a change.
+    type: bool
+    default: false
   committed:
     description:
       - When the release's commit was made, UTC (C(YYYY-MM-DDTHH:MM:SSZ)), recorded in the ledger as C(committed).
@@ -288,6 +295,7 @@ def argument_spec() -> dict:
         pre_empts=dict(type="str"),
         freeze_override=dict(type="str"),
         committed=dict(type="str"),
+        restores=dict(type="bool", default=False),
         contract_migrations=dict(type="list", elements="str", default=[]),
         strategy=dict(type="str", choices=["rolling", "blue_green", "canary"], default="rolling"),
         canary_steps=dict(type="list", elements="dict", default=[]),

@@ -70,21 +70,32 @@ module "registry" {
 module "data" {
   source = "../modules/data"
 
-  name                     = local.name
-  vpc_id                   = module.network.vpc_id
-  subnet_ids               = module.network.private_subnet_ids
-  client_cidrs             = module.network.private_subnet_cidrs
-  engine_version           = var.db_engine_version
-  instance_class           = var.db_instance_class
-  allocated_storage_gb     = var.db_allocated_storage_gb
-  max_allocated_storage_gb = var.db_max_allocated_storage_gb
-  multi_az                 = var.db_multi_az
-  performance_insights     = var.db_performance_insights
-  backup_retention_days    = var.db_backup_retention_days
-  deletion_protection      = var.deletion_protection
-  skip_final_snapshot      = !var.deletion_protection
-  kms_key_arn              = module.secrets.kms_key_arn
-  alarm_topic_arn          = module.observability.alert_topic_arn
+  name                             = local.name
+  vpc_id                           = module.network.vpc_id
+  subnet_ids                       = module.network.private_subnet_ids
+  app_pods_security_group_id       = module.app_pods.security_group_id
+  deploy_runners_security_group_id = module.deploy_runners.security_group_id
+  engine_version                   = var.db_engine_version
+  instance_class                   = var.db_instance_class
+  allocated_storage_gb             = var.db_allocated_storage_gb
+  max_allocated_storage_gb         = var.db_max_allocated_storage_gb
+  multi_az                         = var.db_multi_az
+  performance_insights             = var.db_performance_insights
+  backup_retention_days            = var.db_backup_retention_days
+  deletion_protection              = var.deletion_protection
+  skip_final_snapshot              = !var.deletion_protection
+  kms_key_arn                      = module.secrets.kms_key_arn
+  alarm_topic_arn                  = module.observability.alert_topic_arn
+}
+
+module "app_pods" {
+  source = "../modules/app_pods"
+
+  name                       = local.name
+  vpc_id                     = module.network.vpc_id
+  app_port                   = var.app_port
+  cluster_security_group_id  = module.cluster.pods_security_group_id
+  database_security_group_id = module.data.security_group_id
 }
 
 module "edge" {
@@ -94,7 +105,7 @@ module "edge" {
   domain_name                  = var.domain_name
   vpc_id                       = module.network.vpc_id
   public_subnet_ids            = module.network.public_subnet_ids
-  pods_security_group_id       = module.cluster.pods_security_group_id
+  pods_security_group_id       = module.app_pods.security_group_id
   app_port                     = var.app_port
   deregistration_delay_seconds = var.alb_deregistration_delay_seconds
   deletion_protection          = var.deletion_protection
@@ -133,10 +144,11 @@ module "load_balancer_controller" {
 module "deploy_runners" {
   source = "../modules/deploy_runners"
 
-  name                      = local.name
-  label                     = "colors-deploy-${var.environment}"
-  vpc_id                    = module.network.vpc_id
-  cluster_security_group_id = module.cluster.cluster_security_group_id
+  name                       = local.name
+  label                      = "colors-deploy-${var.environment}"
+  vpc_id                     = module.network.vpc_id
+  cluster_security_group_id  = module.cluster.cluster_security_group_id
+  database_security_group_id = module.data.security_group_id
 }
 
 module "cluster_access" {

@@ -49,8 +49,13 @@ variable "api_allowed_cidrs" {
 }
 
 variable "node_instance_types" {
-  description = "Instance types of the node group."
+  description = "Instance types of the node group (Nitro types with trunk ENIs: the Colors pods get their own security group)."
   type        = list(string)
+
+  validation {
+    condition     = alltrue([for t in var.node_instance_types : !can(regex("^t[0-9]", t))])
+    error_message = "node_instance_types: the t family has no trunk network interface, so security groups for pods (which the database's access needs) cannot run there; choose e.g. m6i.large."
+  }
 }
 
 variable "node_min_size" {

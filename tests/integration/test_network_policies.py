@@ -124,7 +124,9 @@ APP_DB = ("allow-app-to-database", "egress", 0)
 MIGRATE_DB = ("allow-migrations-to-database", "egress", 0)
 DNS_OUT = ("allow-dns-egress", "egress", 0)
 CHECKS = [
-    # Controls: where no policy selects either end, everything is admitted (the probes and the client work).
+    # Controls: where no policy selects either end, everything is admitted (the probes and the client work). On EKS
+    # the first is refused by the database's security group, which admits only the Colors pods' (security groups for
+    # pods; held on the plans, README's table): NetworkPolicies of the application namespace cannot refuse it.
     ("other", "database", "tcp", 5432, [], True),
     ("other", "other-dns", "udp", 53, [], True),
     ("balancer", "other", "tcp", 8080, [], True),

@@ -33,6 +33,8 @@ def test_every_phase_of_the_rehearsal_ran(rehearsal):
     assert list(summary["timings"]) == ["account", "infrastructure", "database", "publish", "bootstrap",
                                         "monitoring", "deploy", "verify", "drills"]
     assert "IAM enforced" in out
+    # bootstrap gave the application's pods the security group the database admits, found in staging's account
+    assert "which the database admits (SecurityGroupPolicies)" in out
 
 
 def test_the_deploy_workflows_staging_job_ran_every_step(rehearsal):
@@ -60,6 +62,9 @@ def test_the_drills_under_load_switched_restored_rolled_back_rotated_and_refused
     assert drills["crash"]["ready_endpoints"] >= 2, drills["crash"]
     assert drills["rollback"]["versions"] == [version]
     assert drills["rollback"]["selector"] != drills["switch"]["selector"], "rollback.yml did not switch colours"
+    # ... and it is on the record as a restoration, not a change (the release report counts no deploy for it)
+    assert drills["rollback"]["recorded"] == {"version": version, "strategy": "blue_green", "verdict": "succeeded",
+                                              "rollback": True}
     # rotate-secrets.yml: the login not in use got a new password; the pods rolled onto it, over TLS.
     assert drills["rotation"]["versions"] == [version]
     assert drills["rotation"]["connections"] and all(

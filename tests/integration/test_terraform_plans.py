@@ -12,7 +12,7 @@ import re
 
 import pytest
 import yaml
-from helpers import REPO, terraform_plan, tfvars
+from helpers import REPO, inventory_variables, terraform_plan, tfvars
 
 pytestmark = pytest.mark.platform
 BOOTSTRAP_DEFAULTS = yaml.safe_load((REPO / "roles" / "cluster_bootstrap" / "defaults" / "main.yml").read_text())
@@ -367,13 +367,14 @@ def test_the_key_of_the_final_snapshot_outlives_the_stack(plan):
 
 def test_the_load_balancer_reaches_the_pods_and_only_the_controller_registers_them(plan):
     """Nothing registered the pods in the ALB's ip target group and no rule admitted the ALB into the pods' security
-    group: every request would have got a 503. The pods' group is the one EKS creates for the cluster (managed nodes);
-    the controller's role (Pod Identity) may register and deregister targets in that one target group only."""
+    group: every request would have got a 503. The pods' group is their own (security groups for pods, as the
+    database admits them); the controller's role (Pod Identity) may register and deregister targets in that one
+    target group only."""
     _, planned = plan
     shown = planned.shown
     into_pods = _configured(shown, ("edge",), "aws_vpc_security_group_ingress_rule.pods_from_alb")["expressions"]
     out_of_alb = _configured(shown, ("edge",), "aws_vpc_security_group_egress_rule.alb_to_pods")["expressions"]
-    pods_group = "module.cluster.aws_eks_cluster.this"  # vpc_config[0].cluster_security_group_id
+    pods_group = "module.app_pods.aws_security_group.app_pods"
     assert _source(shown, ("edge",), into_pods["security_group_id"]["references"][0]) == pods_group
     assert _source(shown, ("edge",), into_pods["referenced_security_group_id"]["references"][0]) == (
         "module.edge.aws_security_group.alb")
@@ -398,6 +399,31 @@ def test_the_load_balancer_reaches_the_pods_and_only_the_controller_registers_th
                        for s in configured["expressions"]["statement"] if "resources" in s
                        for r in s["resources"].get("references", [])[:1]}
     assert target_group == "module.edge.aws_lb_target_group.app"
+
+
+def test_the_database_admits_the_colors_pods_and_the_runners_by_security_group_not_every_pod(plan):
+    """Every pod of the cluster has an address in the private subnets: a database admitting those subnets admits a pod
+    of any namespace. It admits two security groups - the Colors pods' own (security groups for pods: the VPC CNI's
+    pod ENIs, which the cluster's role lets the VPC resource controller manage) and the runners' that rotate the
+    login - and no CIDR; the group's name is the one cluster_bootstrap looks up to give it to the pods."""
+    environment, planned = plan
+    shown = planned.shown
+    rules = sorted(a for a in planned if a.startswith("module.data.aws_vpc_security_group_ingress_rule."))
+    assert rules == ["module.data.aws_vpc_security_group_ingress_rule.from_app_pods",
+                     "module.data.aws_vpc_security_group_ingress_rule.from_deploy_runners"], rules
+    assert {planned[a]["cidr_ipv4"] for a in rules} == {None}
+    peers = {_source(shown, ("data",), _references(shown, ("data",), a.removeprefix("module.data."),
+                                                   "referenced_security_group_id")[0]) for a in rules}
+    assert peers == {"module.app_pods.aws_security_group.app_pods", "module.deploy_runners.aws_security_group.runners"}
+    config = json.loads(_addons(planned)["vpc-cni"]["configuration_values"])
+    assert config["env"] == {"ENABLE_POD_ENI": "true", "POD_SECURITY_GROUP_ENFORCING_MODE": "standard"}
+    assert config["init"]["env"] == {"DISABLE_TCP_EARLY_DEMUX": "true"}  # the kubelet's probes reach such pods
+    attached = {v["policy_arn"] for a, v in planned.items()
+                if a.startswith("module.cluster.module.cluster_role.aws_iam_role_policy_attachment.this")}
+    assert "arn:aws:iam::aws:policy/AmazonEKSVPCResourceController" in attached
+    inventory = inventory_variables(REPO / "inventories" / environment)
+    assert planned["module.app_pods.aws_security_group.app_pods"]["name"] == (
+        inventory["cluster_bootstrap_pod_security_group"].replace("{{ colors_environment }}", environment))
 
 
 def _traffic_path() -> dict[str, dict[str, str]]:
@@ -435,7 +461,9 @@ def test_the_topology_documents_every_security_group_rule_on_its_hop_of_the_traf
                 assert f"`{peer}`" == row["peer"], address
             else:
                 assert {i["cidr_ipv4"] for i in instances} == cidrs_named[row["peer"]], address
-            assert all(i["from_port"] == i["to_port"] and i["ip_protocol"] == "tcp" for i in instances), address
+            assert all(i["from_port"] == i["to_port"] for i in instances), address
             ports = sorted({i["from_port"] for i in instances})
-            assert ", ".join(map(str, ports)) == row["ports"], (address, ports)
+            protocols = sorted({i["ip_protocol"] for i in instances})
+            written = ", ".join(map(str, ports)) + ("" if protocols == ["tcp"] else f" ({', '.join(protocols)})")
+            assert written == row["ports"], (address, written)
     assert found == set(documented), f"rows without a rule in the plan: {sorted(set(documented) - found)}"

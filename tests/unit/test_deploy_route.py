@@ -42,7 +42,8 @@ def test_the_api_endpoint_is_private_only():
 def test_terraform_gives_the_runners_their_label_and_a_way_into_the_api():
     stack = (REPO / "terraform" / "stack" / "main.tf").read_text()
     block = stack.split('module "deploy_runners" {', 1)[1].split("\n}\n", 1)[0]
-    assert 'label                     = "colors-deploy-${var.environment}"' in block
+    block = re.sub(r" +=\s+", " = ", block)  # as terraform fmt aligns it or not
+    assert 'label = "colors-deploy-${var.environment}"' in block
     assert "cluster_security_group_id = module.cluster.cluster_security_group_id" in block
     runners = (REPO / "terraform" / "modules" / "deploy_runners" / "main.tf").read_text()
     ingress = runners.split('resource "aws_vpc_security_group_ingress_rule" "cluster_api" {', 1)[1].split("\n}\n")[0]

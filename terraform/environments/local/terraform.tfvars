@@ -7,7 +7,7 @@ nat_gateway_per_az = false
 
 kubernetes_version  = "1.34"
 api_allowed_cidrs   = []
-node_instance_types = ["t3.medium"]
+node_instance_types = ["m6i.large"]
 node_min_size       = 1
 node_desired_size   = 2
 node_max_size       = 3

@@ -8,8 +8,14 @@ locals {
   # terraform-aws-modules/eks marks them `before_compute`; the others need nodes to run on.
   addons_before_nodes = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
   addon_configuration = {
-    # The VPC CNI's network policy agent enforces the NetworkPolicies cluster_bootstrap applies.
-    vpc-cni = { enableNetworkPolicy = "true" }
+    # The VPC CNI's network policy agent enforces the NetworkPolicies cluster_bootstrap applies; pod ENIs give the
+    # pods a SecurityGroupPolicy selects their own security group (modules/app_pods), in the standard mode in which
+    # NetworkPolicies still apply to them; without TCP early demux the kubelet's probes reach such pods.
+    vpc-cni = {
+      enableNetworkPolicy = "true"
+      env                 = { ENABLE_POD_ENI = "true", POD_SECURITY_GROUP_ENFORCING_MODE = "standard" }
+      init                = { env = { DISABLE_TCP_EARLY_DEMUX = "true" } }
+    }
     # A default StorageClass (gp3, WaitForFirstConsumer); the volumes are encrypted by the account's EBS
     # encryption by default (the stack's aws_ebs_encryption_by_default).
     aws-ebs-csi-driver = { defaultStorageClass = { enabled = true } }

@@ -4,10 +4,13 @@
 module "cluster_role" {
   source = "../service_role"
 
-  name                = "${var.name}-cluster"
-  services            = ["eks.amazonaws.com"]
-  assume_actions      = ["sts:AssumeRole", "sts:TagSession"]
-  managed_policy_arns = ["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"]
+  name           = "${var.name}-cluster"
+  services       = ["eks.amazonaws.com"]
+  assume_actions = ["sts:AssumeRole", "sts:TagSession"]
+  # AmazonEKSVPCResourceController: the control plane's VPC resource controller gives pods their own network
+  # interfaces (trunk and branch ENIs), which security groups for pods need (modules/app_pods).
+  managed_policy_arns = ["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+  "arn:aws:iam::aws:policy/AmazonEKSVPCResourceController"]
 }
 
 resource "aws_security_group" "cluster" {

@@ -9,21 +9,30 @@ resource "aws_db_subnet_group" "this" {
 
 resource "aws_security_group" "db" {
   name        = "${var.name}-db"
-  description = "PostgreSQL from the private subnets where the Colors pods run"
+  description = "PostgreSQL from the Colors pods and the deploy runners only (their security groups)"
   vpc_id      = var.vpc_id
 
   tags = { Name = "${var.name}-db" }
 }
 
-resource "aws_vpc_security_group_ingress_rule" "postgres" {
-  for_each = toset(var.client_cidrs)
+# By security group, not by subnet: every pod of the cluster has an address in the private subnets, and only the
+# Colors pods (security groups for pods, modules/app_pods) and the runners that rotate the login hold these groups.
+resource "aws_vpc_security_group_ingress_rule" "from_app_pods" {
+  security_group_id            = aws_security_group.db.id
+  description                  = "PostgreSQL from the Colors pods and their migration Jobs"
+  referenced_security_group_id = var.app_pods_security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+}
 
-  security_group_id = aws_security_group.db.id
-  description       = "PostgreSQL from ${each.value}"
-  cidr_ipv4         = each.value
-  ip_protocol       = "tcp"
-  from_port         = 5432
-  to_port           = 5432
+resource "aws_vpc_security_group_ingress_rule" "from_deploy_runners" {
+  security_group_id            = aws_security_group.db.id
+  description                  = "PostgreSQL from the deploy runners and AWX (the login's rotation)"
+  referenced_security_group_id = var.deploy_runners_security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
 }
 
 resource "aws_db_parameter_group" "this" {

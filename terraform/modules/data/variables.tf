@@ -13,9 +13,14 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "client_cidrs" {
-  description = "CIDR blocks allowed to reach PostgreSQL (the private subnets where the pods run)."
-  type        = list(string)
+variable "app_pods_security_group_id" {
+  description = "Security group of the Colors pods (modules/app_pods): the application reaches PostgreSQL with it."
+  type        = string
+}
+
+variable "deploy_runners_security_group_id" {
+  description = "Security group of the deploy runners and AWX's execution nodes: the login's rotation connects with it."
+  type        = string
 }
 
 variable "engine_version" {

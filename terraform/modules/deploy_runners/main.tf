@@ -7,7 +7,7 @@
 resource "aws_security_group" "runners" {
   #checkov:skip=CKV2_AWS_5:The runners and AWX's execution nodes attach it; they are registered with GitHub and AWX outside this stack.
   name        = "${var.name}-deploy-runners"
-  description = "Self-hosted deploy runners: no inbound; HTTPS out (GitHub, AWS APIs, the EKS API)"
+  description = "Self-hosted deploy runners: no inbound; HTTPS out (GitHub, AWS APIs, the EKS API), PostgreSQL"
   vpc_id      = var.vpc_id
 
   tags = { Name = "${var.name}-deploy-runners", "colors.io/runner-label" = var.label }
@@ -29,4 +29,14 @@ resource "aws_vpc_security_group_ingress_rule" "cluster_api" {
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443
+}
+
+# The database login's rotation (rotate-secrets.yml) connects from here to PostgreSQL; the database admits this group.
+resource "aws_vpc_security_group_egress_rule" "database" {
+  security_group_id            = aws_security_group.runners.id
+  description                  = "PostgreSQL: the rotation of the application's database login"
+  referenced_security_group_id = var.database_security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
 }

@@ -22,3 +22,8 @@ variable "cluster_security_group_id" {
   description = "Security group of the EKS API endpoint, which admits the runners on 443."
   type        = string
 }
+
+variable "database_security_group_id" {
+  description = "Security group of the database (the login's rotation connects to it)."
+  type        = string
+}

@@ -62,11 +62,11 @@ resource "aws_vpc_security_group_ingress_rule" "alb" {
 }
 
 # The path from the load balancer to the pods, both ways: out of the ALB's group to the pods' group, and into the pods'
-# group (the one EKS creates for the cluster, on the managed nodes and so on their pods' VPC CNI addresses) from the
-# ALB's. Without the second rule every forwarded request timed out and the ALB answered 503.
+# group (the Colors pods' own, given to their ENIs by security groups for pods: modules/app_pods) from the ALB's.
+# Without the second rule every forwarded request timed out and the ALB answered 503.
 resource "aws_vpc_security_group_egress_rule" "alb_to_pods" {
   security_group_id            = aws_security_group.alb.id
-  description                  = "Colors pods (the cluster's security group)"
+  description                  = "Colors pods (their own security group)"
   referenced_security_group_id = var.pods_security_group_id
   ip_protocol                  = "tcp"
   from_port                    = var.app_port

@@ -19,7 +19,7 @@ variable "public_subnet_ids" {
 }
 
 variable "pods_security_group_id" {
-  description = "Security group of the nodes and their pods: the one EKS creates for the cluster."
+  description = "Security group of the Colors pods (modules/app_pods: security groups for pods)."
   type        = string
 }
 

@@ -52,6 +52,17 @@ def test_a_release_a_rollback_pre_empted_is_a_failed_change_restored_by_that_rol
     assert result["unrestored_failures"] == 0
 
 
+def test_a_blue_green_rollback_that_released_a_version_again_restores_and_is_no_change():
+    """rollback.yml to a version of a blue-green release releases it again (strategy blue_green, rollback true): the
+    failed change it restores is restored when it finished; it is neither a release nor a deploy."""
+    rollback = {**entry(2, 11, "succeeded", strategy="blue_green", minutes=4), "rollback": True}
+    result = report([entry(1, 10, "succeeded", strategy="blue_green"),
+                     entry(2, 10, "failed", strategy="blue_green"), rollback], days=30)
+    assert result["releases"] == 2 and result["succeeded"] == 1 and result["failed"] == 1
+    assert result["deploys_per_day"] == round(1 / 30, 3)
+    assert result["mean_time_to_restore_seconds"] == 3600 + 240 and result["unrestored_failures"] == 0
+
+
 def test_an_empty_ledger_reports_no_rates():
     assert report([], days=7)["change_failure_rate"] is None
 

@@ -492,3 +492,17 @@ def test_a_preview_service_keeps_the_ports_but_no_node_port():
     assert body["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
     assert body["spec"]["selector"] == {**NAME, engine.COLOR_LABEL: "blue"}
     assert service["spec"]["ports"][0]["nodePort"] == 30080  # the release's own Service is not touched
+
+
+def test_a_blue_green_release_that_restores_a_version_is_recorded_as_a_rollback_with_its_commit_time():
+    """rollback.yml to a version releases it again (restores): the ledger says so, and the report counts it as a
+    restoration; a release records when its commit was made."""
+    cluster = Cluster()
+    engine.BlueGreenRelease(cluster, params("colors:1.0.0", committed="2026-12-01T10:00:00Z"),
+                            sleep=lambda s: None).run()
+    assert cluster.entries[-1]["committed"] == "2026-12-01T10:00:00Z" and "rollback" not in cluster.entries[-1]
+    blue_green(cluster, "colors:1.1.0")
+    engine.BlueGreenRelease(cluster, params("colors:1.0.0", restores=True), sleep=lambda s: None).run()
+    assert (cluster.entries[-1]["strategy"], cluster.entries[-1]["verdict"], cluster.entries[-1]["rollback"]) == (
+        "blue_green", "succeeded", True)
+    assert "committed" not in cluster.entries[-1]
