@@ -323,12 +323,12 @@ def test_the_release_report_reads_the_ledger_back(k8s, good_release):
     assert "mean_time_to_restore_seconds:" in result.stdout and recap(result)["changed"] == 0
     assert any(e.get("committed") == COMMITTED and e["version"] == "2.1.0" for e in ledger), "no commit time recorded"
     assert "lead_time_seconds: null" not in result.stdout
-    before = _ledger(k8s)
+    before, serving = _ledger(k8s), _image(k8s)
     wrong = _deploy("2.1.1", COLORS_RELEASE_COMMITTED="yesterday")  # refused before anything changes
     said = " ".join(wrong.stdout.split())
     assert wrong.returncode != 0 and 'app_release_committed="yesterday"' in said, said[-2000:]
     assert "the UTC time of the release's commit like 2026-12-06T09:30:00Z, or empty" in said
-    assert _ledger(k8s) == before and _image(k8s) == f"localhost/colors:{good_release}"
+    assert _ledger(k8s) == before and _image(k8s) == serving
 
 
 @pytest.fixture
