@@ -8,8 +8,8 @@ import statistics
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import TIME_FORMAT as FORMAT
 
-FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 HOUR = 3600.0
 DAY = 24 * HOUR
 WEEK = 7 * DAY

@@ -19,8 +19,11 @@ class ReleaseFailed(OperatorError):
     """A release or rollback that did not end healthy; the message names the gate, evidence and outcome."""
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # every time the ledger records, UTC
+
+
 def utcnow() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime(TIME_FORMAT)
 
 
 def ledger_entry(actor: str, image: str | None, strategy: str, previous_image: str | None,
@@ -202,12 +205,10 @@ class Resilient:
                 except Exception as exc:
                     waited = self._clock() - start
                     if refused(exc) and name in READS and name in self._allowed and waited < self._tolerance:
-                        self._sleep(pause)
-                        pause = min(pause * 2, 5.0)
-                        continue
-                    if not unavailable(exc):
+                        pass  # asked again, as a read the API server did not answer
+                    elif not unavailable(exc):
                         raise
-                    if name not in READS or waited >= self._tolerance:
+                    elif name not in READS or waited >= self._tolerance:
                         raise ApiUnavailable(self._message(name, waited, exc), {}) from exc
                     self._sleep(pause)
                     pause = min(pause * 2, 5.0)

@@ -110,14 +110,15 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import ( 
 from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402
     argument_spec as k8s_argument_spec,
 )
-from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import ClusterApi  # noqa: E402
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import (  # noqa: E402
+    TIME_FORMAT,
+    ClusterApi,
+)
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_watch import (  # noqa: E402
     prometheus_query,
     service_target,
     url_target,
 )
-
-FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def argument_spec() -> dict:
@@ -146,7 +147,7 @@ def firing_intervals(result: list[dict], now: float) -> list[dict]:
     import statistics
 
     def at(seconds: float) -> str:
-        return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime(FORMAT)
+        return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime(TIME_FORMAT)
 
     fired = []
     for series in result:
