@@ -13,6 +13,9 @@
   (test_rehearsal_aws.py): they enforce IAM in staging's account only, which no other test uses. Everything that takes
   the local environment's Terraform state lock is in this lane, one after the other (test_awx_infrastructure,
   test_infrastructure, the infrastructure scenario): a plan in the other lane would be refused while one holds it.
+  infrastructure.yml starts the local AWS API only (local_platform_scope aws): when it started the whole platform, a
+  side-lane run restarted the API server test_release had just killed under a release, which then met the restarted
+  server's 403s and missed its one-line outage verdict, and the side run failed on the half-started platform.
   Then, once the cluster lane is past CLUSTER_FIRST, the cluster's work that stays in namespaces of its own and feeds
   no series the monitoring stack's rules read (SIDE_CLUSTER: test_blue_green, test_migrations, test_release_report -
   its alert history in a Prometheus of its own, test_canary - its exporter's series are job "registered", which no

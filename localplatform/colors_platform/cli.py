@@ -12,8 +12,10 @@ Binaries are built from pinned Go modules (localplatform/build/*/go.mod) into a 
 repository, keyed by version, and rebuilt only when missing. Runtime state (PKI, etcd data, logs,
 pid files, kubeconfig) lives in the git-ignored ``.platform/`` folder of the checkout.
 
-Commands: build, up, down, status, env, terraformrc, load-images.  ``up`` twice is a no-op; ``down`` stops only
-processes this checkout started (pid files carry the process start time, so a reused pid is never signalled).
+Commands: build, up, engine, aws, down, status, env, terraformrc, serve-cluster, load-images.  ``up`` twice is a
+no-op; ``engine`` and ``aws`` start only the Docker engine or only moto (the image build and Terraform need no more,
+and a cluster component someone stopped stays stopped); ``down`` stops only processes this checkout started (pid
+files carry the process start time, so a reused pid is never signalled).
 """
 
 from __future__ import annotations
@@ -109,6 +111,19 @@ def cmd_engine(cfg: Config, args: argparse.Namespace) -> dict:
     return {"changed": started, "started": ["dockerd"] if started else []}
 
 
+def cmd_aws(cfg: Config, args: argparse.Namespace) -> dict:
+    """Only the AWS API (moto): what Terraform and the AWS modules of the local environment need. The cluster's
+    components are left as they are - started, stopped or being restarted by someone else - so that provisioning
+    the local environment never starts an API server under a release or a drill that stopped it."""
+    cfg.state.mkdir(parents=True, exist_ok=True)
+    aws = next(c for c in components(cfg, with_node=False) if c.name == "moto")
+    started = start(aws)
+    if started:
+        log(f"moto started (pid {aws.running_pid()}, log {aws.logfile})")
+    return {"changed": started, "started": ["moto"] if started else [], "built": [], "worker_node": None,
+            **endpoints(cfg)}
+
+
 def cmd_down(cfg: Config, args: argparse.Namespace) -> dict:
     # The worker node's components too, even when this host now says it cannot run them (they may still run).
     stopped = [c.name for c in reversed(components(cfg, with_node=True)) if stop(c)]
@@ -173,6 +188,7 @@ def main(argv: list[str] | None = None, cfg: Config | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="build what is missing, then start every component (idempotent)")
     sub.add_parser("engine", help="start only the Docker engine, unless one answers already")
+    sub.add_parser("aws", help="start only the AWS API (moto), unless it runs already; the cluster is left as it is")
     down = sub.add_parser("down", help="stop the components this checkout started")
     down.add_argument("--purge", action="store_true", help="also delete .platform/ (PKI, etcd data, logs)")
     sub.add_parser("status", help="report each component; exit 1 when any is down")
@@ -196,8 +212,8 @@ def main(argv: list[str] | None = None, cfg: Config | None = None) -> int:
             print(f"export KUBECONFIG={ep['kubeconfig']}\nexport AWS_ENDPOINT_URL={ep['aws_endpoint_url']}\n"
                   f"export AWS_DEFAULT_REGION={ep['aws_region']}\nexport REGISTRY={ep['registry']}")
             return 0
-        result = {"up": cmd_up, "engine": cmd_engine, "down": cmd_down, "status": cmd_status, "build": cmd_build,
-                  "terraformrc": cmd_terraformrc,
+        result = {"up": cmd_up, "engine": cmd_engine, "aws": cmd_aws, "down": cmd_down, "status": cmd_status,
+                  "build": cmd_build, "terraformrc": cmd_terraformrc,
                   "serve-cluster": lambda c, a: {"changed": serve_cluster(c, a.name, a.account, a.region, a.remove),
                                                  "endpoints": str(c.eks_endpoints)},
                   "load-images": lambda c, a: load_images(c, a.refs)}[args.command](cfg, args)

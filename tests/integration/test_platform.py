@@ -181,6 +181,12 @@ def test_a_component_that_dies_is_named_and_restarted_by_up():
     status = run([sys.executable, "localplatform/platformctl.py", "status"])
     assert status.returncode == 1
     assert "not running or unhealthy: kube-scheduler" in status.stderr
+    # Provisioning the local environment starts its AWS API only: a cluster component down (a drill, a test that
+    # stops the API server under a release) stays down until `up`.
+    provisioning = ansible_playbook("infrastructure.yml", "-i", "inventories/local", "--tags", "platform")
+    assert provisioning.returncode == 0, provisioning.stdout[-3000:]
+    assert json.loads(run([sys.executable, "localplatform/platformctl.py", "status"]).stdout)[
+        "components"]["kube-scheduler"]["pid"] is None, "infrastructure.yml started a cluster component"
     up = run([sys.executable, "localplatform/platformctl.py", "up"])
     assert up.returncode == 0, up.stderr
     assert json.loads(up.stdout)["started"] == ["kube-scheduler"]

@@ -280,3 +280,12 @@ def test_prometheus_scrapes_the_kubelets_cadvisor_only_when_the_worker_node_runs
     components.ensure_prometheus_config(ctl.cfg)
     jobs = yaml.safe_load(ctl.cfg.prometheus_config.read_text())["scrape_configs"]
     assert "kubelet" not in {j["job_name"] for j in jobs}
+
+
+def test_the_aws_command_starts_moto_alone_and_leaves_the_cluster_as_it_is(ctl, monkeypatch):
+    started: list[str] = []
+    monkeypatch.setattr(cli, "start", lambda comp: started.append(comp.name) or True)
+    result = cli.cmd_aws(ctl.cfg, SimpleNamespace())
+    assert started == ["moto"]
+    assert result["started"] == ["moto"] and result["changed"] is True
+    assert result["aws_endpoint_url"] == f"http://127.0.0.1:{ctl.cfg.ports['moto']}"
