@@ -275,3 +275,71 @@ def terraform_plan(environment: str, work: Path, *variables: str) -> Plan:
     plan |= {rc["address"]: rc["change"]["after"] for rc in shown["resource_changes"]}
     plan.shown = shown
     return plan
+
+
+class RegisteredExporter:
+    """An exporter of the test that the local platform's Prometheus scrapes: an HTTP server answering every GET with
+    `exposition()` (the text format), registered as a file_sd target (`<name>.json` in the platform's targets folder)
+    with the target labels given. close() unregisters and stops it."""
+
+    def __init__(self, name: str, labels: dict, exposition):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = exposition().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.target = STATE / "prometheus" / "targets" / f"{name}.json"
+        self.target.write_text(json.dumps([{"targets": [f"127.0.0.1:{self.server.server_port}"], "labels": labels}]))
+
+    def close(self) -> None:
+        self.target.unlink(missing_ok=True)
+        self.server.shutdown()
+
+
+def test_judge(interval: float, max_analysis: float, min_sample: int) -> dict:
+    """The canary judge's settings as a test can afford them: app_release's metrics (the error ratio, weight 2, and
+    a latency quantile of what people ask), with tolerances of 5 percentage points and 50 ms at p90 and alpha 0.01 -
+    a pass needs ~110 requests a side with no error, where the defaults' half a point at p99 need ~2000."""
+    asked = '$pods,route!~"/healthz|/readyz|/metrics"'
+    return {"interval": interval, "max_analysis": max_analysis, "alpha": 0.01, "pass_score": 95, "marginal_score": 75,
+            "inconclusive": "abort", "metrics": [
+                {"name": "error-ratio", "kind": "ratio", "weight": 2, "tolerance": 0.05, "min_sample": min_sample,
+                 "bad": f'sum(colors_http_requests_total{{{asked},status=~"5.."}})',
+                 "total": f"sum(colors_http_requests_total{{{asked}}})"},
+                {"name": "latency-p90", "kind": "quantile", "quantile": 0.9, "tolerance": 0.05,
+                 "min_sample": min_sample,
+                 "buckets": f"sum by (le) (colors_http_request_duration_seconds_bucket{{{asked}}})"}]}
+
+
+test_judge.__test__ = False  # a helper, not a test
+
+
+def headless_page():
+    """A page of Debian's Chromium driven by Playwright, and the list of the page errors it met (a context)."""
+    import contextlib
+
+    from playwright.sync_api import sync_playwright
+
+    @contextlib.contextmanager
+    def opened():
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            try:
+                page, errors = browser.new_page(), []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                yield page, errors
+            finally:
+                browser.close()
+    return opened()

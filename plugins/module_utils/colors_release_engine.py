@@ -13,6 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_analysis import (
+    Analysis,
+    analyse,
+    baseline_of,
+)
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import (
     ClusterApi,
     ReleaseFailed,
@@ -26,7 +31,11 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_release_healt
     revision_of,
 )
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_lock import LockLost
-from ansible_collections.colors.deploy.plugins.module_utils.colors_release_watch import RolloutWatcher
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_watch import (
+    RolloutWatcher,
+    Target,
+    pod_selector,
+)
 
 
 def ledger_notes(holder: str | None, freeze_override: str | None = None,
@@ -319,11 +328,14 @@ class BlueGreenRelease:
     The new release goes to the idle colour at full size; only when every gate passes does the Service
     switch to it. The previous colour keeps running, so switching back is instant. A failed release never
     receives traffic: it is scaled to zero and the Service stays where it was.
+
+    With a `judge` (and a Prometheus), the switch is followed by an analysis: the new colour under the traffic it
+    now takes against the previous colour's before the switch; a failure switches back at once.
     """
 
     def __init__(self, api: ClusterApi, params: dict, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.api, self.p, self.clock, self.sleep = api, params, clock, sleep
+                 sleep: Callable[[float], None] = time.sleep, wall: Callable[[], float] = time.time):
+        self.api, self.p, self.clock, self.sleep, self.wall = api, params, clock, sleep, wall
         self.namespace = params["namespace"]
         self.name = params["deployment"]["metadata"]["name"]
         if not params.get("service"):
@@ -390,13 +402,42 @@ class BlueGreenRelease:
                                 f"{target}: {'; '.join(verdict.evidence)}. This release did not switch the Service "
                                 f"and scaled {target} to zero.{self._traffic()}",
                                 {**result, "changed": True, "ledger_entry": entry})
-        switch_start = self.clock()
+        switch_start, switched_at = self.clock(), self.wall()
         self.api.apply("Service", routed(self.p["service"], target))
         result["switch_seconds"] = round(self.clock() - switch_start, 3)
         watcher.report(f"the Service now routes to {target}")
+        prometheus = watcher.prometheus_target() if self.p.get("judge") and active is not None else None
+        if prometheus is not None:
+            judged, result["analysis"] = self._analyse_after_switch(watcher, active, verdict, prometheus, switched_at)
+            entry["analysis"] = result["analysis"]
+            if judged.state != "healthy":
+                self.api.apply("Service", routed(self.p["service"], active))
+                self.api.scale(self.namespace, body["metadata"]["name"], 0)
+                entry.update(finished=utcnow(), verdict="rolled_back", gate=judged.gate, evidence=judged.evidence)
+                self.api.record(self.namespace, self.name, entry)
+                raise ReleaseFailed(
+                    f"Release {self.p['version']} ({result['image']}) failed gate {judged.gate} on {target} after "
+                    f"the switch: {'; '.join(judged.evidence)}. The Service was switched back to {active} and "
+                    f"{target} scaled to zero.{self._traffic()}",
+                    {**result, "changed": True, "rolled_back": True, "ledger_entry": entry})
         entry.update(finished=utcnow(), verdict="succeeded", revision=verdict.detail.get("revision"))
         self.api.record(self.namespace, self.name, entry)
         return {**result, "changed": True, "active_color": target, "previous_color": active, "ledger_entry": entry}
+
+    def _analyse_after_switch(self, watcher: RolloutWatcher, active: str, verdict: Verdict, prometheus: Target,
+                              switched_at: float) -> tuple[Verdict, dict]:
+        """The new colour judged under the traffic it now takes, against the colour that served it before the
+        switch (its last max_analysis seconds, read over a range): the judge, the rollout and the metric gates
+        looked at throughout; a failure switches back at once (the previous colour still runs at full size)."""
+        judge, prom = self.p["judge"], self.p.get("prometheus") or {}
+        before = self.watcher(active).state()
+        analysis = Analysis(prometheus, judge, pod_selector(self.namespace, verdict.detail.get("template_hash")),
+                            pod_selector(self.namespace, before.detail.get("template_hash")))
+        analysis.history("baseline", switched_at, float(judge["max_analysis"]))
+        watcher.report(f"{watcher.name}: analysing the traffic it takes against {active}'s before the switch (a look "
+                       f"every {float(judge.get('interval') or 10):g}s, at most {float(judge['max_analysis']):g}s)")
+        return analyse(analysis, lambda: [watcher.state()], prom.get("queries") or [],
+                       float(prom.get("no_data_timeout") or 0), 0.0, self.clock, self.sleep, watcher.report)
 
     def _switched_by_another(self, active: str | None) -> Verdict | None:
         """A failed verdict when the Service no longer selects the colour it selected when this release started."""
@@ -459,7 +500,11 @@ def canary_of(manifest: dict, replicas: int) -> dict:
 class CanaryRelease:
     """A stepwise share of the replicas runs the new version beside the stable Deployment; at each step the
     gates run and the canary pauses; any failed gate aborts (canary removed, stable back to full size);
-    after the last step the stable Deployment is updated in place and the canary removed."""
+    after the last step the stable Deployment is updated in place and the canary removed.
+
+    With a `judge` (and a Prometheus), each step runs a baseline of the live version at the canary's size beside it
+    and the analysis (colors_release_analysis) decides the step: rollouts, threshold gates and the judge looked at
+    throughout the bake; its record goes into the step, the ledger and the job summary."""
 
     def __init__(self, api: ClusterApi, params: dict, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
@@ -467,6 +512,7 @@ class CanaryRelease:
         self.namespace = params["namespace"]
         self.name = params["deployment"]["metadata"]["name"]
         self.stable = RollingRelease(api, params, clock=clock, sleep=sleep)
+        self.baseline: str | None = None  # the baseline Deployment the judge compared with, once one runs
 
     def run(self, check_mode: bool = False) -> dict[str, Any]:
         desired = self.p["deployment"]
@@ -491,10 +537,16 @@ class CanaryRelease:
             self.api.scale(self.namespace, self.name, step["stable"])
             watcher = RolloutWatcher(self.api, self.namespace, canary, self.p, clock=self.clock, sleep=self.sleep)
             watcher.report(f"canary step {step['percent']}%: {step['canary']} canary, {step['stable']} stable")
-            verdict = watcher.judge(pause=self.p.get("canary_pause", 0))
-            result["steps"].append({**step, "state": verdict.state})
+            target = watcher.prometheus_target() if self.p.get("judge") else None
+            if target is not None:
+                verdict, record = self._analyse(watcher, live, step, target)
+                result["steps"].append({**step, "state": verdict.state, "judge": record})
+            else:
+                verdict = watcher.judge(pause=self.p.get("canary_pause", 0))
+                result["steps"].append({**step, "state": verdict.state})
             if verdict.state != "healthy":
                 self._abort(result, entry, step, verdict, total)
+        self._remove_baseline()
         self.api.scale(self.namespace, self.name, total)
         self.stable.watcher.report(f"every canary step passed: promoting {result['image']} to {self.name}")
         try:
@@ -511,9 +563,42 @@ class CanaryRelease:
         self.api.record(self.namespace, self.name, entry)
         return {**result, "changed": True, "verdict": promoted["verdict"], "ledger_entry": entry}
 
+    def _analyse(self, watcher: RolloutWatcher, live: dict, step: dict, target: Target) -> tuple[Verdict, dict]:
+        """The step judged: a baseline of the live version at the canary's size beside it, both rolled out, the
+        smoke check, then the analysis (colors_release_analysis) until it decides."""
+        baseline = baseline_of(live, step["canary"], TRACK_LABEL)
+        self.api.apply("Deployment", baseline)
+        self.baseline = baseline["metadata"]["name"]
+        beside = RolloutWatcher(self.api, self.namespace, baseline, self.p, clock=self.clock, sleep=self.sleep)
+        watcher.report(f"baseline {self.baseline}: {step['canary']} pods of {image_of(live)} beside the canary")
+        hashes = {}
+        for side, rollout in (("canary", watcher), ("baseline", beside)):
+            verdict = rollout.wait_for_rollout()
+            if verdict.state != "healthy":
+                return verdict, {"state": "aborted", "looks": 0, "reason": f"the {side} did not roll out"}
+            hashes[side] = verdict.detail.get("template_hash")
+        smoke = watcher.smoke_gate()
+        if smoke.state == "failed":
+            return smoke, {"state": "aborted", "looks": 0, "reason": "smoke check"}
+        prom = self.p.get("prometheus") or {}
+        analysis = Analysis(target, self.p["judge"], pod_selector(self.namespace, hashes["canary"]),
+                            pod_selector(self.namespace, hashes["baseline"]))
+        judge = self.p["judge"]
+        watcher.report(f"{watcher.name}: healthy; analysing beside {self.baseline} (a look every "
+                       f"{float(judge.get('interval') or 10):g}s, at least {self.p.get('canary_pause', 0):g}s, "
+                       f"at most {float(judge['max_analysis']):g}s)")
+        return analyse(analysis, lambda: [watcher.state(), beside.state()], prom.get("queries") or [],
+                       float(prom.get("no_data_timeout") or 0), float(self.p.get("canary_pause") or 0),
+                       self.clock, self.sleep, watcher.report)
+
+    def _remove_baseline(self) -> None:
+        if self.baseline:
+            self.api.scale(self.namespace, self.baseline, 0)
+
     def _abort(self, result, entry, step, verdict, total) -> NoReturn:
-        """Remove the canary, put the stable Deployment back to full size, record and raise."""
+        """Remove the canary (and its baseline), put the stable Deployment back to full size, record and raise."""
         start = self.clock()
+        self._remove_baseline()
         self.api.scale(self.namespace, f"{self.name}-canary", 0)
         self.api.scale(self.namespace, self.name, total)
         restored = self.stable.watcher.wait_for_rollout()

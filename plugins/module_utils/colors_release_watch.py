@@ -11,6 +11,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import ClusterApi, image_of
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_health import (
@@ -92,10 +93,12 @@ UNREACHABLE = "unreachable"
 PROMETHEUS_UNREACHABLE = "prometheus-unreachable"
 
 
-def prometheus_query(target: Target | str, query: str) -> dict:
+def prometheus_query(target: Target | str, query: str, path: str = "/api/v1/query", **extra: Any) -> dict:
+    """The JSON answer of a query (`path` /api/v1/query_range with start, end and step in `extra`: over a range);
+    Prometheus unreachable or answering 5xx: an error of type UNREACHABLE."""
     target = url_target(target) if isinstance(target, str) else target
     try:
-        status, body = target.get(f"/api/v1/query?{urllib.parse.urlencode({'query': query})}")
+        status, body = target.get(f"{path}?{urllib.parse.urlencode({'query': query, **extra})}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return {"status": "error", "errorType": UNREACHABLE,
                 "error": f"Prometheus at {target.where} unreachable: {exc}"}
@@ -305,7 +308,8 @@ class RolloutWatcher:
             return service_target(self.api, self.namespace, service, smoke.get("port") or "http"), smoke["path"]
         return (url_target(smoke["url"]), "") if smoke.get("url") else None
 
-    def gates(self, template_hash: str | None = None) -> Verdict:
+    def smoke_gate(self) -> Verdict:
+        """The HTTP smoke check, when the release has one."""
         smoke = self.p.get("http_smoke") or {}
         where = self.smoke_target()
         if where:
@@ -313,11 +317,22 @@ class RolloutWatcher:
                                  sleep=self.sleep)
             if verdict.state == "failed":
                 return verdict
+        return Verdict("healthy")
+
+    def prometheus_target(self) -> Target | None:
+        """The release's Prometheus: by URL, or its Service through the API server; None without one."""
         prom = self.p.get("prometheus") or {}
         service = prom.get("service") or {}
-        if not (prom.get("url") or service) or not prom.get("queries"):
-            return Verdict("healthy")
-        target = url_target(prom["url"]) if prom.get("url") else service_target(
+        if not (prom.get("url") or service):
+            return None
+        return url_target(prom["url"]) if prom.get("url") else service_target(
             self.api, service["namespace"], service["name"], service["port"])
+
+    def gates(self, template_hash: str | None = None) -> Verdict:
+        verdict = self.smoke_gate()
+        prom = self.p.get("prometheus") or {}
+        target = self.prometheus_target()
+        if verdict.state == "failed" or target is None or not prom.get("queries"):
+            return verdict
         return metric_gates(target, prom["queries"], pod_selector(self.namespace, template_hash),
                             float(prom.get("no_data_timeout") or 0), self.clock, self.sleep)

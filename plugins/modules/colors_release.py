@@ -174,6 +174,59 @@ options:
             C(prometheus-unreachable) - inconclusive, the release is not promoted.
         type: float
         default: 180
+  judge:
+    description:
+      - The canary judge (C(strategy=canary) or C(blue_green); it reads the I(prometheus) of the gates).
+      - canary - at each step a baseline Deployment (C(<name>-baseline)) runs the live version at the canary's size
+        beside the canary; every I(interval) seconds the rollouts of both, the threshold gates of I(prometheus) and
+        the judge are looked at. A failed rollout, gate or judgement aborts at once; the step passes once the judge
+        passes and I(canary_pause) is over.
+      - blue_green - after the switch, the new colour under the traffic it takes is compared with the previous
+        colour's traffic of the I(max_analysis) seconds before the switch (read over a range); a failure switches
+        the Service back at once and scales the new colour to zero. The first blue-green release has nothing to
+        compare with and is not analysed.
+      - Undecided at I(max_analysis) (too few requests, or marginal) the analysis is inconclusive and
+        I(inconclusive) decides. The judge's record (samples, statistics, decision) goes into the step (canary) or
+        C(analysis) (blue_green), the ledger and the job summary.
+    type: dict
+    suboptions:
+      metrics:
+        description:
+          - Each a C(name), C(kind) (C(ratio), C(quantile), C(value)), C(tolerance) (the largest acceptable
+            difference, in the metric's unit), and optional C(weight) (1), C(min_sample) (requests per side for
+            ratio and quantile, windows for value; below it the analysis goes on), C(worse) (C(higher)).
+          - ratio - C(bad) and C(total), cumulative counters; quantile - C(buckets), the histogram's cumulative
+            bucket counters by C(le), and C(quantile) (0.99); value - C(query), read at each look.
+          - C($pods) in a query stands for the label matchers of one side's pods (canary or baseline).
+        type: list
+        elements: dict
+        required: true
+      interval:
+        description: Seconds between two looks.
+        type: float
+        default: 10
+      max_analysis:
+        description: Seconds a step's analysis may last before it is inconclusive.
+        type: float
+        default: 600
+      alpha:
+        description: The error rate of one look's tests.
+        type: float
+        default: 0.001
+      pass_score:
+        description: The weighted score (0-100) of the metrics that passed at or above which the step passes.
+        type: float
+        default: 95
+      marginal_score:
+        description: The score below which the judge fails the canary (between it and I(pass_score) - marginal).
+        type: float
+        default: 75
+      inconclusive:
+        description: What an undecided step does at I(max_analysis) - C(abort) it (recorded as inconclusive) or
+          C(promote) it (recorded as such).
+        type: str
+        choices: [abort, promote]
+        default: abort
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
@@ -220,6 +273,34 @@ EXAMPLES = r"""
             sum(rate(colors_http_requests_total{$pods,status=~"5.."}[2m]))
             / sum(rate(colors_http_requests_total{$pods}[2m]))
           max: 0.02
+
+- name: Release 1.4.3 as a canary judged beside a baseline of the live version
+  colors.deploy.colors_release:
+    namespace: colors
+    deployment: "{{ lookup('ansible.builtin.template', 'deployment.yml.j2') | from_yaml }}"
+    version: "1.4.3"
+    actor: ci/run-813
+    strategy: canary
+    canary_steps: "{{ [25, 50] | colors.deploy.canary_steps(4) }}"
+    canary_pause: 60
+    prometheus:
+      url: http://prometheus.monitoring:9090
+    judge:
+      max_analysis: 900
+      metrics:
+        - name: error-ratio
+          kind: ratio
+          bad: sum(colors_http_requests_total{$pods,status=~"5.."})
+          total: sum(colors_http_requests_total{$pods})
+          tolerance: 0.005
+          weight: 2
+          min_sample: 200
+        - name: latency-p99
+          kind: quantile
+          buckets: sum by (le) (colors_http_request_duration_seconds_bucket{$pods})
+          quantile: 0.99
+          tolerance: 0.02
+          min_sample: 200
 """
 
 RETURN = r"""
@@ -251,6 +332,18 @@ ledger_entry:
   description: The ledger entry recorded for this attempt.
   returned: when the release was attempted
   type: dict
+steps:
+  description:
+    - The canary's steps - percent, canary and stable replicas, state; with a I(judge), C(judge) - the analysis' state
+      (passed, failed, inconclusive, aborted), looks, seconds, score, the judge's last state and each metric's
+      outcome, reason, samples and statistics.
+  returned: with strategy=canary
+  type: list
+  elements: dict
+analysis:
+  description: The judge's analysis after a blue-green switch - as a judged canary step's C(judge).
+  returned: with strategy=blue_green and a judge, when a colour served before the release
+  type: dict
 """
 
 import contextlib  # noqa: E402
@@ -264,6 +357,9 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import ( 
 )
 from ansible_collections.colors.deploy.plugins.module_utils.colors_k8s import (  # noqa: E402
     argument_spec as k8s_argument_spec,
+)
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_analysis import (  # noqa: E402
+    config_problem,
 )
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_cluster import (  # noqa: E402
     ClusterApi,
@@ -313,6 +409,14 @@ def argument_spec() -> dict:
                                                       port=dict(type="str", required=True))),
                                                   queries=dict(type="list", elements="dict", default=[]),
                                                   no_data_timeout=dict(type="float", default=180))),
+        judge=dict(type="dict", options=dict(metrics=dict(type="list", elements="dict", required=True),
+                                             interval=dict(type="float", default=10),
+                                             max_analysis=dict(type="float", default=600),
+                                             alpha=dict(type="float", default=0.001),
+                                             pass_score=dict(type="float", default=95),
+                                             marginal_score=dict(type="float", default=75),
+                                             inconclusive=dict(type="str", choices=["abort", "promote"],
+                                                               default="abort"))),
     )
 
 
@@ -327,6 +431,16 @@ def validate(params: dict) -> str | None:
         return f"committed must be a UTC time like 2026-12-06T09:30:00Z, got {params['committed']!r}"
     if params.get("strategy") == "canary" and not params.get("canary_steps"):
         return "strategy=canary needs canary_steps (the canary_steps filter turns percentages into them)"
+    if params.get("judge"):
+        prom = params.get("prometheus") or {}
+        if params.get("strategy") not in ("canary", "blue_green"):
+            return (f"judge decides canary and blue-green releases (strategy=canary or blue_green), not "
+                    f"strategy={params.get('strategy')}")
+        if not (prom.get("url") or prom.get("service")):
+            return "judge reads the canary and its baseline from Prometheus: it needs prometheus.url or .service"
+        problem = config_problem(params["judge"])
+        if problem:
+            return problem
     for check in (params.get("prometheus") or {}).get("queries") or []:
         missing = {"name", "query", "max"} - set(check)
         if missing:

@@ -5,9 +5,20 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
-from helpers import ON_SIMULATED_NODES, PLATFORM, RELEASE_ONLY, ansible_playbook, template_hashes
+from helpers import (
+    ON_SIMULATED_NODES,
+    PLATFORM,
+    RELEASE_ONLY,
+    RegisteredExporter,
+    ansible_playbook,
+    prometheus_query,
+    template_hashes,
+    test_judge,
+    wait_for,
+)
 
 pytestmark = pytest.mark.platform
 NS = "bluegreen"
@@ -98,3 +109,80 @@ def test_the_metric_gates_judge_the_new_colour_by_its_own_pods(k8s, two_colours)
     assert match.group(1) == idle
     assert template_hashes(apps, NS, "localhost/colors:4.4.0") == {match.group(2)}
     assert f"service colors selects {before[0]} and routes to" in out and _routed(k8s) == before
+
+
+class ColourTraffic:
+    """What a colour's pods would export under real traffic, served by one exporter the local Prometheus scrapes (a
+    registered target labelled with the namespace): at each scrape the counters of the ReplicaSet the Service routes
+    to grow by `rate` requests a second - a share `errors[image]` of them 5xx - each labelled with its
+    pod_template_hash as the PodMonitor labels a pod's series. So the judge's PromQL reads each colour's own
+    series from a real Prometheus, with the kwok pods standing still."""
+
+    def __init__(self, k8s, rate: float = 40.0):
+        self.core, self.apps, _ = k8s
+        self.rate, self.errors = rate, {}
+        self.counts: dict[str, list[float]] = {}  # hash -> [ok, 5xx]
+        self.last = time.monotonic()
+        self.registered = RegisteredExporter("bluegreen-test", {"namespace": NS}, self.exposition)
+
+    def exposition(self) -> str:
+        now = time.monotonic()
+        elapsed, self.last = now - self.last, now
+        color = self.core.read_namespaced_service("colors", NS).spec.selector.get("colors.io/color")
+        lines = ["# TYPE colors_http_requests_total counter",
+                 "# TYPE colors_http_request_duration_seconds histogram"]
+        for rs in self.apps.list_namespaced_replica_set(NS).items:
+            digest, image = rs.metadata.labels["pod-template-hash"], rs.spec.template.spec.containers[0].image
+            ok, bad = self.counts.setdefault(digest, [0.0, 0.0])
+            if rs.metadata.owner_references[0].name == f"colors-{color}" and rs.spec.replicas:
+                share = self.errors.get(image, 0.0)
+                ok, bad = ok + elapsed * self.rate * (1 - share), bad + elapsed * self.rate * share
+                self.counts[digest] = [ok, bad]
+            labels = f'pod_template_hash="{digest}",route="/"'
+            lines += [f'colors_http_requests_total{{{labels},status="200"}} {ok}',
+                      f'colors_http_requests_total{{{labels},status="500"}} {bad}']
+            lines += [f'colors_http_request_duration_seconds_bucket{{{labels},le="{le}"}} {(ok + bad) * part}'
+                      for le, part in (("0.01", 0.5), ("0.05", 0.9), ("0.1", 1.0), ("+Inf", 1.0))]
+        return "\n".join(lines) + "\n"
+
+    def close(self):
+        self.registered.close()
+
+
+JUDGE = test_judge(interval=4, max_analysis=60, min_sample=100)
+
+
+def test_the_judge_keeps_a_new_colour_like_the_old_and_switches_back_from_a_worse_one(k8s, two_colours):
+    """After each switch the new colour's series are judged against the serving colour's of the minute before it
+    (a range query): the same error ratio stays; 50 % errors switch the Service back at once. (40 requests a second:
+    the exporter's, so half a minute of history is enough.)"""
+    judged = ("-e", json.dumps({"app_release_prometheus_url": f"http://127.0.0.1:{PLATFORM['ports']['prometheus']}",
+                                "app_release_prometheus_gates": [], "app_release_judge_enabled": True,
+                                "app_release_judge": JUDGE}))
+    traffic = ColourTraffic(k8s)
+    try:
+        serving = _routed(k8s)[0]
+        wait_for("Prometheus to hold half a minute of the serving colour's requests", lambda: prometheus_query(
+            f'sum(colors_http_requests_total{{namespace="{NS}"}}) > 1200'), timeout=120)
+        kept = ansible_playbook("deploy.yml", *ARGS, *RELEASE_ONLY, "-e", "app_release_version=4.7.0", *judged)
+        assert kept.returncode == 0, kept.stdout[-3000:]
+        colour, image, _ = _routed(k8s)
+        assert (colour != serving, image) == (True, "localhost/colors:4.7.0")
+        traffic.errors["localhost/colors:4.8.0"] = 0.5
+        worse = ansible_playbook("deploy.yml", *ARGS, *RELEASE_ONLY, "-e", "app_release_version=4.8.0", *judged)
+    finally:
+        traffic.close()
+    assert worse.returncode != 0
+    out = " ".join(worse.stdout.split())
+    assert f"failed gate judge on {serving} after the switch: error-ratio: the canary is worse by" in out, out[-3000:]
+    assert f"The Service was switched back to {colour} and {serving} scaled to zero." in out
+    assert _routed(k8s)[:2] == (colour, "localhost/colors:4.7.0")
+    core, apps, _ = k8s
+    assert apps.read_namespaced_deployment(f"colors-{serving}", NS).spec.replicas == 0
+    entries = sorted((json.loads(cm.data["entry"]) for cm in core.list_namespaced_config_map(
+        NS, label_selector="colors.io/release-ledger=colors").items), key=lambda e: e["id"])
+    good, bad = entries[-2:]
+    assert (good["verdict"], good["analysis"]["state"]) == ("succeeded", "passed")
+    ratio = next(m for m in good["analysis"]["metrics"] if m["metric"] == "error-ratio")
+    assert ratio["baseline"]["total"] >= 1000 and ratio["canary"]["total"] >= 100, ratio  # the minute before; since
+    assert (bad["verdict"], bad["gate"], bad["analysis"]["state"]) == ("rolled_back", "judge", "failed")

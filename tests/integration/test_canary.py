@@ -7,12 +7,10 @@ registered target; the canary's metric gate queries the error ratio at every ste
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import ON_SIMULATED_NODES, PLATFORM, RELEASE_ONLY, STATE, ansible_playbook, prometheus_query
+from helpers import ON_SIMULATED_NODES, PLATFORM, RELEASE_ONLY, RegisteredExporter, ansible_playbook, prometheus_query
 
 pytestmark = pytest.mark.platform
 NS = "canary"
@@ -33,28 +31,14 @@ class Exporter:
     def __init__(self):
         self.error_share = 0.0
         self.ok = self.errors = 0.0
-        exporter = self
+        self.registered = RegisteredExporter("canary-test", {"namespace": NS}, self.exposition)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                exporter.ok += 10 * (1 - exporter.error_share)
-                exporter.errors += 10 * exporter.error_share
-                body = ("# TYPE colors_http_requests_total counter\n"
-                        f'colors_http_requests_total{{status="200"}} {exporter.ok}\n'
-                        f'colors_http_requests_total{{status="500"}} {exporter.errors}\n').encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.target = STATE / "prometheus" / "targets" / "canary-test.json"
-        self.target.write_text(json.dumps([{"targets": [f"127.0.0.1:{self.server.server_port}"],
-                                            "labels": {"namespace": NS}}]))
+    def exposition(self) -> str:
+        self.ok += 10 * (1 - self.error_share)
+        self.errors += 10 * self.error_share
+        return ("# TYPE colors_http_requests_total counter\n"
+                f'colors_http_requests_total{{status="200"}} {self.ok}\n'
+                f'colors_http_requests_total{{status="500"}} {self.errors}\n')
 
     def settle(self, share: float) -> float:
         """Serve `share` errors until Prometheus computes that ratio from its own scrapes."""
@@ -68,8 +52,7 @@ class Exporter:
         raise AssertionError(f"Prometheus never computed an error ratio of {share}")
 
     def close(self):
-        self.target.unlink(missing_ok=True)
-        self.server.shutdown()
+        self.registered.close()
 
 
 @pytest.fixture(scope="module")

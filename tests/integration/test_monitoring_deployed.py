@@ -32,6 +32,7 @@ from helpers import (
     received_alerts,
     role_pod_monitor,
     template_hashes,
+    test_judge,
     wait_for,
 )
 
@@ -166,6 +167,64 @@ def test_a_release_that_serves_errors_under_traffic_fails_the_error_ratio_of_its
     _, apps, _ = k8s
     assert match.group(1) in template_hashes(apps, NS, f"localhost/colors:{version}")  # the drill's pods, not the old
     assert f"Restored localhost/colors:{APP_VERSION}" in out and get(dashboard(worker_node)) == 200
+
+
+# One canary step (1 canary, 1 stable, 1 baseline pod behind the Service); the threshold gates off, so that what
+# decides is the judge.
+JUDGED_CANARY = ("-e", json.dumps({"app_release_strategy": "canary", "app_release_canary_steps": [50],
+                                   "app_release_canary_pause": "10s", "app_release_judge_enabled": True,
+                                   "app_release_judge": test_judge(interval=5, max_analysis=150, min_sample=50),
+                                   "app_release_prometheus_gates": []}))
+
+
+def _ledger(k8s) -> list[dict]:
+    core, _, _ = k8s
+    items = core.list_namespaced_config_map(NS, label_selector="colors.io/release-ledger=colors").items
+    return sorted((json.loads(cm.data["entry"]) for cm in items), key=lambda e: e["id"])
+
+
+def test_the_canary_judge_promotes_a_canary_like_its_baseline_and_aborts_a_worse_one_under_traffic(
+        k8s, released, worker_node, tmp_path):
+    """Real traffic through the Service reaches the stable, canary and baseline pods; the judge reads each side's
+    counters from the local Prometheus. The same code under another tag (A/A) is promoted; the errors drill (its
+    page answers 500) is aborted by the judge, at the first look with enough requests."""
+    load_class = load_plugin("bench/zero_downtime_bench.py", "zero_downtime_bench").Load
+    same, worse = image_as(f"{APP_VERSION}-judged.{int(time.time())}"), f"{APP_VERSION}-drill-errors"
+    summary = tmp_path / "summary.md"
+    load = load_class(worker_node["address"], 30080, rate=30, workers=6, keepalive=False, timeout=5).start()
+    _, apps, _ = k8s
+    try:
+        promoted = ansible_playbook(*DEPLOY, *JUDGED_CANARY, "-e", f"app_release_version={same}",
+                                    "-e", f"app_release_summary_path={summary}")
+        aborted = ansible_playbook(*DEPLOY, *JUDGED_CANARY, "-e", f"app_release_version={worse}",
+                                   "-e", "app_release_smoke_url=", "-e", "app_release_smoke_path=")
+    finally:
+        load.stop()
+        tracks = {d.metadata.name: d.spec.replicas for d in apps.list_namespaced_deployment(NS).items
+                  if d.metadata.name in ("colors-canary", "colors-baseline")}
+        for name in tracks:  # the later modules find the namespace as a rolling release leaves it
+            apps.delete_namespaced_deployment(name, NS)
+    assert promoted.returncode == 0, promoted.stdout[-3000:]
+    *_, good, bad = _ledger(k8s)
+    [step] = good["steps"]
+    assert (good["verdict"], step["judge"]["state"], step["judge"]["judge_state"]) == ("succeeded", "passed", "pass")
+    ratio = next(m for m in step["judge"]["metrics"] if m["metric"] == "error-ratio")
+    assert ratio["canary"]["total"] >= 50 and ratio["baseline"]["total"] >= 50, ratio  # each side its own requests
+    assert step["judge"]["seconds"] >= 10, "passed before the bake was over"
+    assert "### Canary judge: the canary beside a baseline of" in summary.read_text()
+    assert "| 50 % (1 pods) | passed | 100.0 |" in summary.read_text()
+
+    assert aborted.returncode != 0
+    out = " ".join(aborted.stdout.split())
+    assert "gate judge failed: error-ratio: the canary is worse by" in out, out[-3000:]
+    [step] = bad["steps"]
+    assert (bad["verdict"], bad["gate"], step["judge"]["state"]) == ("rolled_back", "judge", "failed")
+    ratio = next(m for m in step["judge"]["metrics"] if m["metric"] == "error-ratio")
+    assert ratio["canary_ratio"] > 0.5 and ratio["baseline_ratio"] < 0.05, ratio
+    assert apps.read_namespaced_deployment("colors", NS).spec.template.spec.containers[0].image == \
+        f"localhost/colors:{same}"
+    assert tracks == {"colors-canary": 0, "colors-baseline": 0}, "the canary and its baseline were left running"
+    assert get(dashboard(worker_node)) == 200
 
 
 def test_a_node_alert_fires_from_the_real_node_exporter_and_resolves(monitoring):

@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from helpers import ON_SIMULATED_NODES, STATE, ansible_playbook, free_port, wait_for
+from helpers import ON_SIMULATED_NODES, STATE, ansible_playbook, free_port, headless_page, wait_for
 
 pytestmark = pytest.mark.platform
 NS = "report"
@@ -50,6 +50,13 @@ HISTORY = [
 ]
 
 
+JUDGED = {"state": "failed", "judge_state": "fail", "score": 0.0, "looks": 4, "seconds": 30.0, "interval": 10,
+          "metrics": [{"metric": "error-ratio", "outcome": "fail", "reason": "the canary is worse by 0.048 (tolerance "
+                       "0.005), p=1e-09 < 0.001", "canary": {"bad": 30, "total": 600},
+                       "baseline": {"bad": 1, "total": 610}}],
+          "series": {"error-ratio": {"canary": [0.04, 0.05, 0.06, 0.05], "baseline": [0.0, 0.002, 0.0, 0.001]}}}
+
+
 @pytest.fixture(scope="module")
 def history(k8s):
     """The namespace bootstrapped as staging's is, its ledger written with HISTORY (the engine's entry format); the
@@ -68,6 +75,9 @@ def history(k8s):
                  "image": f"localhost/colors:{version}", "strategy": "rolling", "started": _at(started),
                  "finished": _at(finished), "verdict": verdict, "committed": _at(started - lead),
                  "previous_image": None}
+        if verdict == "rolled_back":  # a canary the judge failed, its analysis as the engine records it
+            entry |= {"strategy": "canary", "gate": "judge", "steps": [{"percent": 25, "canary": 1, "stable": 3,
+                                                                        "state": "failed", "judge": JUDGED}]}
         entries.append(entry)
         core.create_namespaced_config_map(NS, {
             "metadata": {"name": f"{RELEASE}-release-{entry['id']}",
@@ -171,3 +181,30 @@ def test_a_prometheus_that_does_not_answer_fails_the_report_in_one_line(history)
     assert (f"Release ledger: the SLO alerts could not be read from Prometheus at http://127.0.0.1:{port} "
             f"(Prometheus at http://127.0.0.1:{port} unreachable") in said, said[-2000:]
     assert "-e app_release_report_alerts=false" in said
+
+
+def test_the_report_page_opens_in_a_headless_browser_with_its_charts_and_the_judged_canary(history, prometheus,
+                                                                                           tmp_path):
+    """release_report.yml writes the page and names it in the job summary; Debian's Chromium, driven by Playwright,
+    opens it: every chart is an image the browser decoded, the level and the late failure are there, and the
+    judged canary is shown with its series beside its decision."""
+    page_path, summary = tmp_path / "report.html", tmp_path / "summary.md"
+    result, _ = _report("-e", f"app_release_prometheus_url={prometheus}", "-e", f"app_release_report_page={page_path}",
+                        "-e", f"app_release_summary_path={summary}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"The page with the timeline, the weeks and each judged canary: `{page_path}`" in summary.read_text()
+    assert "6 releases, 2 failed changes, DORA 2024 level" in summary.read_text()
+    with headless_page() as (page, errors):
+        page.goto(page_path.as_uri(), wait_until="load")
+        drawn = page.evaluate("() => Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth])")
+        assert drawn and all(width > 0 for _, width in drawn), drawn  # each chart decoded as an image
+        assert [alt for alt, _ in drawn] == ["timeline of releases", "Deploys per day week by week",
+                                             "Lead time, median (s) week by week",
+                                             "Change failure rate week by week",
+                                             "Time to restore, mean (s) week by week",
+                                             "1.0.3 step 25 % error-ratio"]
+        assert page.locator("#level").inner_text() in ("elite", "high", "medium", "low")
+        text = page.locator("body").inner_text()
+        assert "1.0.1: ColorsAvailabilityBudgetBurnFast fired 1200 s after its promotion" in text
+        assert "1.0.3 - step 25 %: failed (score 0.0, 4 looks, 30.0 s)" in text
+        assert errors == []

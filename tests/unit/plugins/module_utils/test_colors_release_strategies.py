@@ -5,6 +5,7 @@ Deployments, their ReplicaSets and pods, and a Service whose endpoints are the p
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from helpers import load_plugin
@@ -506,3 +507,246 @@ def test_a_blue_green_release_that_restores_a_version_is_recorded_as_a_rollback_
     assert (cluster.entries[-1]["strategy"], cluster.entries[-1]["verdict"], cluster.entries[-1]["rollback"]) == (
         "blue_green", "succeeded", True)
     assert "committed" not in cluster.entries[-1]
+
+
+# --- the canary judge ----------------------------------------------------------------------------------------------
+
+analysis_mod = load_plugin("plugins/module_utils/colors_release_analysis.py")
+BUCKET_BOUNDS = (0.01, 0.05, 0.1)
+JUDGE = {"interval": 10, "max_analysis": 300, "alpha": 0.001, "pass_score": 95, "marginal_score": 75,
+         "inconclusive": "abort", "metrics": [
+             {"name": "error-ratio", "kind": "ratio", "bad": 'sum(requests{$pods,status=~"5.."})',
+              "total": "sum(requests{$pods})", "tolerance": 0.005, "weight": 2, "min_sample": 200},
+             {"name": "latency-p99", "kind": "quantile", "buckets": "sum by (le) (duration_bucket{$pods})",
+              "quantile": 0.99, "tolerance": 0.02, "min_sample": 200}]}
+
+
+class Traffic:
+    """Prometheus as the judge reads it: each side's counters grow with the clock - `rate` requests/s, a share
+    `errors` of them 5xx, `slow` of them beyond the last bound - and a threshold gate's query answers `gate`."""
+
+    def __init__(self, rate=20.0, errors=None, slow=None, gate=None, canary="colors-canary", start=0.0):
+        self.now, self.rate, self.canary = [start], rate, canary  # `canary`: what the canary side's selector names
+        self.errors = {"canary": 0.002, "baseline": 0.002, **(errors or {})}
+        self.slow = {"canary": 0.001, "baseline": 0.001, **(slow or {})}
+        self.gate = gate or (lambda now: 0.0)
+        self.queries: list[str] = []
+
+    def clock(self) -> float:
+        return self.now[0]
+
+    def sleep(self, seconds: float) -> None:
+        self.now[0] += seconds
+
+    def _vector(self, query: str, now: float) -> list[tuple[dict, float]]:
+        side = "canary" if self.canary in query else "baseline"
+        total = int(self.rate * now)  # counters count whole requests
+        if query.startswith("gate"):
+            return [({}, self.gate(now))]
+        if "duration_bucket" in query:
+            fast = total * (1 - self.slow[side])
+            vector = [({"le": "0.01"}, fast * 0.5), ({"le": "0.05"}, fast * 0.9), ({"le": "0.1"}, fast),
+                      ({"le": "+Inf"}, total)]
+        elif "5.." in query:
+            vector = [({}, int(total * self.errors[side]))]
+        else:
+            vector = [({}, total)]
+        return [(labels, value) for labels, value in vector if total]
+
+    def answer(self, target, query: str, path: str = "/api/v1/query", **extra) -> dict:
+        self.queries.append(query)
+        if path.endswith("query_range"):
+            start, end, step = float(extra["start"]), float(extra["end"]), float(extra["step"])
+            series: dict[str, tuple[dict, list]] = {}
+            for i in range(int((end - start) // step) + 1):
+                for labels, value in self._vector(query, start + i * step):
+                    series.setdefault(json.dumps(labels), (labels, []))[1].append([start + i * step, str(value)])
+            return {"status": "success", "data": {"resultType": "matrix", "result": [
+                {"metric": labels, "values": values} for labels, values in series.values()]}}
+        vector = self._vector(query, self.now[0])
+        return {"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": labels, "value": [self.now[0], str(value)]} for labels, value in vector]}}
+
+
+def judged_canary(cluster: Cluster, image: str, traffic: Traffic, judge=None, gates=(), pause=30) -> dict:
+    p = params(image, replicas=4, canary_steps=STEPS, canary_pause=pause, judge=judge or JUDGE,
+               prometheus={"url": "http://prometheus", "queries": list(gates), "no_data_timeout": 120})
+    p.pop("service")
+    return engine.CanaryRelease(cluster, p, clock=traffic.clock, sleep=traffic.sleep).run()
+
+
+@pytest.fixture
+def traffic(monkeypatch):
+    traffic = Traffic()
+    monkeypatch.setattr(analysis_mod, "prometheus_query", traffic.answer)
+    return traffic
+
+
+def test_a_judged_canary_runs_beside_a_baseline_of_the_live_version_and_is_promoted_when_no_worse(traffic):
+    cluster = Cluster()
+    canary(cluster, "colors:1.0.0")
+    result = judged_canary(cluster, "colors:1.1.0", traffic)
+    assert cluster.image("colors") == "colors:1.1.0" and cluster.replicas("colors") == 4
+    # The baseline ran the live version at the canary's size, with its own pods; it is gone once the canary passed.
+    assert cluster.image("colors-baseline") == "colors:1.0.0" and cluster.replicas("colors-baseline") == 0
+    assert ("colors-baseline", 0) in cluster.scaled
+    records = [step["judge"] for step in result["steps"]]
+    assert [r["state"] for r in records] == ["passed", "passed"]
+    first = records[0]
+    assert first["seconds"] >= 30, "a step passes no sooner than its bake"
+    ratio = next(m for m in first["metrics"] if m["metric"] == "error-ratio")
+    assert ratio["outcome"] == "pass" and ratio["canary"]["total"] >= 200 and ratio["baseline"]["total"] >= 200
+    # The series the report page draws: each side's value per window (no request yet at the first look; the second
+    # only sets the counters).
+    baseline = first["series"]["error-ratio"]["baseline"]
+    assert len(baseline) == first["looks"] - 2 and 0.0015 <= sum(baseline) / len(baseline) <= 0.0025, baseline
+    assert all(0.05 <= v <= 0.1 for v in first["series"]["latency-p99"]["canary"]), first["series"]
+    # Each side read by its own pods: the canary's and the baseline's ReplicaSets.
+    assert any('pod_template_hash="colors-canary' in q for q in traffic.queries)
+    assert any('pod_template_hash="colors-baseline' in q for q in traffic.queries)
+    assert cluster.entries[-1]["verdict"] == "succeeded" and cluster.entries[-1]["steps"][0]["judge"]["state"] == \
+        "passed"
+
+
+def test_a_canary_the_judge_finds_worse_is_aborted_at_once_with_its_statistics(traffic):
+    traffic.errors["canary"] = 0.05
+    cluster = Cluster()
+    canary(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed) as err:
+        judged_canary(cluster, "colors:1.1.0", traffic)
+    assert "aborted at 25% (1 of 4 pods): gate judge failed: error-ratio: the canary is worse by" in str(err.value)
+    assert cluster.replicas("colors-canary") == 0 and cluster.replicas("colors-baseline") == 0
+    assert cluster.replicas("colors") == 4 and cluster.image("colors") == "colors:1.0.0"
+    entry = cluster.entries[-1]
+    assert (entry["verdict"], entry["gate"]) == ("rolled_back", "judge")
+    record = entry["steps"][0]["judge"]
+    assert record["state"] == "failed" and record["seconds"] < 30, "a failure does not wait for the bake to end"
+    ratio = next(m for m in record["metrics"] if m["metric"] == "error-ratio")
+    assert ratio["outcome"] == "fail" and ratio["p"] < 0.001 and ratio["canary_ratio"] > ratio["baseline_ratio"]
+
+
+def test_a_threshold_gate_looked_at_during_the_bake_aborts_the_moment_it_fails(traffic):
+    traffic.gate = lambda now: 0.5 if now >= 20 else 0.0
+    traffic.rate = 0.1  # too few requests for the judge: only the gate can decide
+    cluster = Cluster()
+    canary(cluster, "colors:1.0.0")
+    gate = {"name": "error-ratio", "query": "gate{$pods}", "max": 0.02}
+    with pytest.raises(engine.ReleaseFailed) as err:
+        judged_canary(cluster, "colors:1.1.0", traffic, gates=[gate], pause=120)
+    assert "gate prometheus:error-ratio failed: gate{" in str(err.value)
+    assert cluster.entries[-1]["steps"][0]["judge"]["seconds"] == 20
+
+
+def test_too_few_requests_extend_the_analysis_and_the_policy_decides_at_its_end(traffic):
+    traffic.rate = 0.1  # 30 requests in 300 s (29 after the first reading): below the minimum sample
+    cluster = Cluster()
+    canary(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed) as err:
+        judged_canary(cluster, "colors:1.1.0", traffic)
+    assert "gate judge-inconclusive failed: undecided after 300s (extend)" in str(err.value)
+    assert "error-ratio: 29 requests on the smaller side, 200 needed" in str(err.value)
+    assert "latency-p99: 29 requests on the smaller side, 200 needed" in str(err.value)
+    assert cluster.entries[-1]["steps"][0]["judge"]["state"] == "inconclusive"
+    assert cluster.image("colors") == "colors:1.0.0"
+    promoted = judged_canary(cluster, "colors:1.2.0", traffic, judge={**JUDGE, "inconclusive": "promote"})
+    assert [s["judge"]["state"] for s in promoted["steps"]] == ["inconclusive", "inconclusive"]
+    assert cluster.image("colors") == "colors:1.2.0"
+
+
+def test_a_canary_whose_pods_crash_during_the_analysis_is_aborted_by_its_rollout(traffic):
+    cluster = Cluster()
+    canary(cluster, "colors:1.0.0")
+    real_sleep = traffic.sleep
+
+    def crash_after_a_look(seconds):
+        real_sleep(seconds)
+        cluster.outcomes["colors:1.1.0"] = "CrashLoopBackOff"
+        cluster._settle(cluster.deployments["colors-canary"])
+
+    traffic.sleep = crash_after_a_look
+    with pytest.raises(engine.ReleaseFailed) as err:
+        judged_canary(cluster, "colors:1.1.0", traffic)
+    assert "gate pod-crashloop failed" in str(err.value)
+    assert cluster.entries[-1]["steps"][0]["judge"]["state"] == "aborted"
+
+
+def test_counters_that_restart_count_from_zero_and_buckets_become_windows(monkeypatch):
+    readings = iter([[({}, 100.0)], [({}, 400.0)], [({}, 50.0)]])
+    monkeypatch.setattr(analysis_mod, "_vector", lambda target, query: next(readings) if "total" in query else [])
+    metric = {"name": "errors", "kind": "ratio", "bad": "bad{$pods}", "total": "total{$pods}", "tolerance": 0.01}
+    analysis = analysis_mod.Analysis(None, {"metrics": [metric]}, "c", "b")
+    analysis.sides = {"canary": analysis.sides["canary"]}
+    for _ in range(3):
+        analysis.look()
+    assert analysis.sides["canary"].windows["errors"] == [(0, 300), (0, 50)]  # 100 -> 400, then a restart: 50
+
+
+@pytest.mark.parametrize(("judge", "extra", "problem"), [
+    (JUDGE, {"strategy": "rolling"}, "judge decides canary and blue-green releases (strategy=canary or blue_green), "
+                                     "not strategy=rolling"),
+    (JUDGE, {"prometheus": {}}, "judge reads the canary and its baseline from Prometheus"),
+    ({**JUDGE, "metrics": [{"name": "e", "kind": "ratio", "total": "t", "tolerance": 0.01}]}, {},
+     "judge metric 'e' (ratio) lacks bad"),
+    ({**JUDGE, "metrics": [{"name": "e", "kind": "mean", "tolerance": 1}]}, {},
+     "judge metric 'e': kind must be ratio, quantile or value, not 'mean'"),
+])
+def test_a_judge_that_cannot_work_is_refused_before_anything_changes(judge, extra, problem):
+    release = load_plugin("plugins/modules/colors_release.py")
+    p = {**params("colors:1.1.0", replicas=4, canary_steps=STEPS, strategy="canary", judge=judge,
+                  prometheus={"url": "http://prometheus"}), **extra}
+    assert problem in release.validate(p)
+
+
+def judged_blue_green(cluster: Cluster, image: str, traffic: Traffic, judge=None) -> dict:
+    p = params(image, judge=judge or JUDGE, prometheus={"url": "http://prometheus", "queries": [],
+                                                        "no_data_timeout": 120})
+    return engine.BlueGreenRelease(cluster, p, clock=traffic.clock, sleep=traffic.sleep, wall=traffic.clock).run()
+
+
+@pytest.fixture
+def green_traffic(monkeypatch):
+    """Traffic where green is the new colour (the second blue-green release), blue served the 15 minutes before."""
+    traffic = Traffic(canary="colors-green", start=1000.0)
+    monkeypatch.setattr(analysis_mod, "prometheus_query", traffic.answer)
+    return traffic
+
+
+def test_a_blue_green_release_judged_after_the_switch_against_the_colour_that_served_before_stays(green_traffic):
+    cluster = Cluster()
+    first = judged_blue_green(cluster, "colors:1.0.0", green_traffic)
+    assert "analysis" not in first, "the first colour has nothing to be compared with"
+    result = judged_blue_green(cluster, "colors:1.1.0", green_traffic)
+    assert cluster.routed_color() == "green" and result["analysis"]["state"] == "passed"
+    ratio = next(m for m in result["analysis"]["metrics"] if m["metric"] == "error-ratio")
+    # The baseline: blue's 300 s of traffic before the switch, read over a range; green: what it took since.
+    assert ratio["baseline"]["total"] == 20 * 300 and 200 <= ratio["canary"]["total"] < 20 * 300
+    assert any("query_range" not in q and "colors-green" in q for q in green_traffic.queries)
+    assert cluster.entries[-1]["verdict"] == "succeeded" and cluster.entries[-1]["analysis"]["state"] == "passed"
+
+
+def test_a_blue_green_release_the_judge_finds_worse_after_the_switch_is_switched_back_at_once(green_traffic):
+    green_traffic.errors["canary"] = 0.05
+    cluster = Cluster()
+    judged_blue_green(cluster, "colors:1.0.0", green_traffic)
+    with pytest.raises(engine.ReleaseFailed) as err:
+        judged_blue_green(cluster, "colors:1.1.0", green_traffic)
+    message = str(err.value)
+    assert "failed gate judge on green after the switch: error-ratio: the canary is worse by" in message
+    assert "The Service was switched back to blue and green scaled to zero." in message
+    assert "Read back now: service colors selects blue" in message
+    assert cluster.routed_color() == "blue" and cluster.replicas("colors-green") == 0
+    entry = cluster.entries[-1]
+    assert (entry["verdict"], entry["gate"], entry["analysis"]["state"]) == ("rolled_back", "judge", "failed")
+
+
+def test_a_judge_query_prometheus_refuses_aborts_the_canary_naming_the_query(traffic, monkeypatch):
+    monkeypatch.setattr(analysis_mod, "prometheus_query", lambda target, query, path="", **extra: {
+        "status": "error", "errorType": "bad_data", "error": "parse error at char 5"})
+    cluster = Cluster()
+    canary(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed) as err:
+        judged_canary(cluster, "colors:1.1.0", traffic)
+    assert "gate judge failed: query 'sum(requests{namespace=" in str(err.value)
+    assert "failed: parse error at char 5: the judge's metrics could not be read" in str(err.value)
+    assert cluster.replicas("colors-canary") == 0 and cluster.replicas("colors-baseline") == 0
+    assert cluster.image("colors") == "colors:1.0.0"
