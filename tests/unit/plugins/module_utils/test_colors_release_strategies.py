@@ -575,6 +575,16 @@ def judged_canary(cluster: Cluster, image: str, traffic: Traffic, judge=None, ga
     return engine.CanaryRelease(cluster, p, clock=traffic.clock, sleep=traffic.sleep).run()
 
 
+def aborted_judged_canary(traffic: Traffic, cluster: Cluster | None = None, **extra) -> tuple[Cluster, str]:
+    """colors:1.0.0 released, then colors:1.1.0 released as a judged canary, which the test expects aborted: the
+    cluster and the abort's message."""
+    cluster = cluster or Cluster()
+    canary(cluster, "colors:1.0.0")
+    with pytest.raises(engine.ReleaseFailed) as err:
+        judged_canary(cluster, "colors:1.1.0", traffic, **extra)
+    return cluster, str(err.value)
+
+
 @pytest.fixture
 def traffic(monkeypatch):
     traffic = Traffic()
@@ -610,11 +620,8 @@ def test_a_judged_canary_runs_beside_a_baseline_of_the_live_version_and_is_promo
 
 def test_a_canary_the_judge_finds_worse_is_aborted_at_once_with_its_statistics(traffic):
     traffic.errors["canary"] = 0.05
-    cluster = Cluster()
-    canary(cluster, "colors:1.0.0")
-    with pytest.raises(engine.ReleaseFailed) as err:
-        judged_canary(cluster, "colors:1.1.0", traffic)
-    assert "aborted at 25% (1 of 4 pods): gate judge failed: error-ratio: the canary is worse by" in str(err.value)
+    cluster, message = aborted_judged_canary(traffic)
+    assert "aborted at 25% (1 of 4 pods): gate judge failed: error-ratio: the canary is worse by" in message
     assert cluster.replicas("colors-canary") == 0 and cluster.replicas("colors-baseline") == 0
     assert cluster.replicas("colors") == 4 and cluster.image("colors") == "colors:1.0.0"
     entry = cluster.entries[-1]
@@ -628,24 +635,18 @@ def test_a_canary_the_judge_finds_worse_is_aborted_at_once_with_its_statistics(t
 def test_a_threshold_gate_looked_at_during_the_bake_aborts_the_moment_it_fails(traffic):
     traffic.gate = lambda now: 0.5 if now >= 20 else 0.0
     traffic.rate = 0.1  # too few requests for the judge: only the gate can decide
-    cluster = Cluster()
-    canary(cluster, "colors:1.0.0")
     gate = {"name": "error-ratio", "query": "gate{$pods}", "max": 0.02}
-    with pytest.raises(engine.ReleaseFailed) as err:
-        judged_canary(cluster, "colors:1.1.0", traffic, gates=[gate], pause=120)
-    assert "gate prometheus:error-ratio failed: gate{" in str(err.value)
+    cluster, message = aborted_judged_canary(traffic, gates=[gate], pause=120)
+    assert "gate prometheus:error-ratio failed: gate{" in message
     assert cluster.entries[-1]["steps"][0]["judge"]["seconds"] == 20
 
 
 def test_too_few_requests_extend_the_analysis_and_the_policy_decides_at_its_end(traffic):
     traffic.rate = 0.1  # 30 requests in 300 s (29 after the first reading): below the minimum sample
-    cluster = Cluster()
-    canary(cluster, "colors:1.0.0")
-    with pytest.raises(engine.ReleaseFailed) as err:
-        judged_canary(cluster, "colors:1.1.0", traffic)
-    assert "gate judge-inconclusive failed: undecided after 300s (extend)" in str(err.value)
-    assert "error-ratio: 29 requests on the smaller side, 200 needed" in str(err.value)
-    assert "latency-p99: 29 requests on the smaller side, 200 needed" in str(err.value)
+    cluster, message = aborted_judged_canary(traffic)
+    assert "gate judge-inconclusive failed: undecided after 300s (extend)" in message
+    assert "error-ratio: 29 requests on the smaller side, 200 needed" in message
+    assert "latency-p99: 29 requests on the smaller side, 200 needed" in message
     assert cluster.entries[-1]["steps"][0]["judge"]["state"] == "inconclusive"
     assert cluster.image("colors") == "colors:1.0.0"
     promoted = judged_canary(cluster, "colors:1.2.0", traffic, judge={**JUDGE, "inconclusive": "promote"})
@@ -655,7 +656,6 @@ def test_too_few_requests_extend_the_analysis_and_the_policy_decides_at_its_end(
 
 def test_a_canary_whose_pods_crash_during_the_analysis_is_aborted_by_its_rollout(traffic):
     cluster = Cluster()
-    canary(cluster, "colors:1.0.0")
     real_sleep = traffic.sleep
 
     def crash_after_a_look(seconds):
@@ -664,9 +664,8 @@ def test_a_canary_whose_pods_crash_during_the_analysis_is_aborted_by_its_rollout
         cluster._settle(cluster.deployments["colors-canary"])
 
     traffic.sleep = crash_after_a_look
-    with pytest.raises(engine.ReleaseFailed) as err:
-        judged_canary(cluster, "colors:1.1.0", traffic)
-    assert "gate pod-crashloop failed" in str(err.value)
+    cluster, message = aborted_judged_canary(traffic, cluster)
+    assert "gate pod-crashloop failed" in message
     assert cluster.entries[-1]["steps"][0]["judge"]["state"] == "aborted"
 
 
@@ -742,11 +741,8 @@ def test_a_blue_green_release_the_judge_finds_worse_after_the_switch_is_switched
 def test_a_judge_query_prometheus_refuses_aborts_the_canary_naming_the_query(traffic, monkeypatch):
     monkeypatch.setattr(analysis_mod, "prometheus_query", lambda target, query, path="", **extra: {
         "status": "error", "errorType": "bad_data", "error": "parse error at char 5"})
-    cluster = Cluster()
-    canary(cluster, "colors:1.0.0")
-    with pytest.raises(engine.ReleaseFailed) as err:
-        judged_canary(cluster, "colors:1.1.0", traffic)
-    assert "gate judge failed: query 'sum(requests{namespace=" in str(err.value)
-    assert "failed: parse error at char 5: the judge's metrics could not be read" in str(err.value)
+    cluster, message = aborted_judged_canary(traffic)
+    assert "gate judge failed: query 'sum(requests{namespace=" in message
+    assert "failed: parse error at char 5: the judge's metrics could not be read" in message
     assert cluster.replicas("colors-canary") == 0 and cluster.replicas("colors-baseline") == 0
     assert cluster.image("colors") == "colors:1.0.0"
