@@ -256,7 +256,7 @@ bench: up ## Setup, platform start and deploy times beside baselines (COLD=1 add
 	@$(VENV)/bin/python bench/setup_bench.py
 
 .PHONY: bench-judge
-bench-judge: ## The canary judge beside the threshold gates on the same A/A and A/B trials (#21's first phase; ~1 min)
+bench-judge: ## The canary judge, the engine's analysis and the threshold gates on the same A/A and A/B trials, read from a real Prometheus (~9 min)
 	@$(VENV)/bin/python bench/judge_bench.py
 
 .PHONY: bench-release

@@ -22,7 +22,8 @@
                   release switches colours, a crash-looping release fails its gates and restores itself,
                   rollback.yml to the first version, rotate-secrets.yml rotates the keys and the database login,
                   a contract migration's release whose rollback is refused naming it; failed requests counted
-                  (goal 0), time from bad release to restored
+                  (goal 0), time from bad release to restored. Each release that switches is decided by staging's
+                  canary judge under that load (it must pass)
 
 It prints each phase's time and exits non-zero naming the first phase that failed. IAM enforcement is switched off
 again at the end, whatever happened. Run it on a running local platform with the image built (`make rehearsal`).
@@ -402,7 +403,9 @@ def deploy(state: dict) -> None:
 # The drills' releases: the next version (the same image under another tag, published for the switch there and back)
 # and a release that crash-loops (app/build_image.py's drill image), each pushed to the registry the kubelet pulls from.
 SUFFIXES = {"switch": "-rehearsal-switch", "crash": "-drill-crashloop", "contract": "-drill-contract"}
-LOAD_RATE, LOAD_WORKERS = 20, 4  # requests/s of GET / through the Service, each on a connection of its own
+# Requests/s of GET / through the Service, each on a connection of its own. The canary judge passes a new colour once
+# it has about 2000 requests of its own (p99 within 20 ms at alpha 0.001): 40 s a release at 50/s (100 s at 20/s).
+LOAD_RATE, LOAD_WORKERS = 50, 6
 
 
 def push_drill_images(version: str) -> dict[str, str]:
@@ -439,6 +442,23 @@ def serving(namespace: str) -> dict:
     return {"selector": dict(service.spec.selector or {}), "cluster_ip": service.spec.cluster_ip,
             "port": service.spec.ports[0].port, "ready_endpoints": len(ready), "versions": versions,
             "addresses": sorted({a for e in endpoints for a in e.addresses})}
+
+
+# The drills whose release switches the Service: each is judged after its switch (staging's app_release_judge_enabled).
+JUDGED = ("switch", "rollback", "rotation", "contract")
+
+
+def judged(entry: dict) -> dict | None:
+    """The canary judge's analysis of a ledger entry, in short: its state, looks, seconds, score, and each metric's
+    outcome and requests on each side (None: not judged)."""
+    analysis = entry.get("analysis")
+    if not analysis:
+        return None
+    return {**{k: analysis.get(k) for k in ("state", "looks", "seconds", "score")},
+            "metrics": {m["metric"]: {"outcome": m.get("outcome"),
+                                      "canary": (m.get("canary") or {}).get("total"),
+                                      "baseline": (m.get("baseline") or {}).get("total")}
+                        for m in analysis.get("metrics") or []}}
 
 
 def newest_ledger_entry(namespace: str) -> dict:
@@ -491,10 +511,11 @@ def drills(state: dict) -> None:
         must be `expect` (a version) when given."""
         began = time.monotonic()
         result = playbook(*args, env=identities[identity], check=check)
-        results[step] = {seconds: round(time.monotonic() - began, 1), **serving(namespace)}
+        results[step] = {seconds: round(time.monotonic() - began, 1), **serving(namespace),
+                         "judge": judged(newest_ledger_entry(namespace))}
         if expect is not None and results[step]["versions"] != [expect]:
             raise PhaseFailed(f"after {step} ({args[0]}) the Service routes to {results[step]['versions']}, "
-                              f"not {expect}")
+                              f"not {expect} (the canary judge: {results[step]['judge']})")
         return result
 
     try:
@@ -541,6 +562,11 @@ def drills(state: dict) -> None:
         results["load"] = load.stop()
         state["drills"] = results
     measured = results["load"]
+    # Every release that switched was judged under the load against the colour serving before it, and passed.
+    undecided = {step: results[step]["judge"] for step in JUDGED if (results[step]["judge"] or {}).get("state") !=
+                 "passed"}
+    if undecided:
+        raise PhaseFailed(f"releases the canary judge did not pass after their switch: {undecided}")
     logins = sorted({user for user, _ in results["rotation"]["connections"]})
     if logins != [f"{APP_USER}_clone"] or not all(tls for _, tls in results["rotation"]["connections"]):
         raise PhaseFailed(f"after the rotation the pods the Service routes to connect as "
@@ -550,8 +576,9 @@ def drills(state: dict) -> None:
         f"restored {results['crash']['seconds_to_restored']} s after its start; rollback.yml "
         f"{results['rollback']['seconds']} s; rotate-secrets.yml {results['rotation']['seconds']} s (the database "
         f"login now {', '.join(logins)}); {tags['contract']} ran {results['contract']['rollback']['migration']} "
-        f"({results['contract']['seconds']} s) and rollback.yml was refused naming it; failed requests: "
-        f"{measured['failed']} {measured['failures'] or ''}")
+        f"({results['contract']['seconds']} s) and rollback.yml was refused naming it; the judge passed "
+        + ", ".join(f"{step} after {results[step]['judge']['seconds']} s" for step in JUDGED)
+        + f"; failed requests: {measured['failed']} {measured['failures'] or ''}")
     if measured["failed"]:
         raise PhaseFailed(f"{measured['failed']} requests failed during the drills: {measured['failures']}")
 

@@ -50,7 +50,7 @@ SIDE = ("tests/unit", "tests/integration/test_terraform_plans.py", "tests/integr
         "tests/integration/test_image.py",
         "tests/integration/test_scan.py", "tests/integration/test_app_postgres.py",
         "tests/integration/test_pipelines.py", "tests/integration/test_runners.py",
-        "tests/integration/test_rehearsal_aws.py")
+        "tests/integration/test_rehearsal_aws.py", "tests/integration/test_judge_bench.py")
 SIDE_MOLECULE = ("infrastructure",)
 CLUSTER_FIRST = ("tests/integration/test_deployer_access.py", "tests/integration/test_platform.py",
                  "tests/integration/test_release.py")

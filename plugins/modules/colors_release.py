@@ -180,7 +180,10 @@ options:
       - canary - at each step a baseline Deployment (C(<name>-baseline)) runs the live version at the canary's size
         beside the canary; every I(interval) seconds the rollouts of both, the threshold gates of I(prometheus) and
         the judge are looked at. A failed rollout, gate or judgement aborts at once; the step passes once the judge
-        passes and I(canary_pause) is over.
+        passes and I(canary_pause) is over. A gate above its maximum over fewer canary requests than the first ratio
+        metric's C(min_sample), within the range the gate's query looks back over, is held, not obeyed (a handful
+        of requests is noise) - the step cannot pass while it holds, and it fails the step if it still holds at
+        I(max_analysis).
       - blue_green - after the switch, the new colour under the traffic it takes is compared with the previous
         colour's traffic of the I(max_analysis) seconds before the switch (read over a range); a failure switches
         the Service back at once and scales the new colour to zero. The first blue-green release has nothing to

@@ -80,3 +80,12 @@ def test_the_drills_under_load_switched_restored_rolled_back_rotated_and_refused
     assert refused["selector"] == contract["selector"] and refused["versions"] == [contracting], refused
     load = drills["load"]
     assert load["requests"] >= 10 * load["seconds"] and load["failed"] == 0, load
+    # Staging's canary judge decided every release that switched: the new colour under the load, against the colour
+    # serving before it, each side with its own requests (the crash-looping release never switched: not judged).
+    assert drills["crash"]["judge"] is None, drills["crash"]
+    for step in ("switch", "rollback", "rotation", "contract"):
+        judge = drills[step]["judge"]
+        assert judge and judge["state"] == "passed" and judge["looks"] >= 1, (step, judge)
+        assert {m: o["outcome"] for m, o in judge["metrics"].items()} == {"error-ratio": "pass",
+                                                                          "latency-p99": "pass"}, (step, judge)
+        assert all(o["canary"] >= 200 and o["baseline"] >= 200 for o in judge["metrics"].values()), (step, judge)

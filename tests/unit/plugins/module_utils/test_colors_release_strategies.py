@@ -632,13 +632,40 @@ def test_a_canary_the_judge_finds_worse_is_aborted_at_once_with_its_statistics(t
     assert ratio["outcome"] == "fail" and ratio["p"] < 0.001 and ratio["canary_ratio"] > ratio["baseline_ratio"]
 
 
+GATE = {"name": "error-ratio", "query": "gate{$pods}", "max": 0.02}
+
+
 def test_a_threshold_gate_looked_at_during_the_bake_aborts_the_moment_it_fails(traffic):
     traffic.gate = lambda now: 0.5 if now >= 20 else 0.0
-    traffic.rate = 0.1  # too few requests for the judge: only the gate can decide
-    gate = {"name": "error-ratio", "query": "gate{$pods}", "max": 0.02}
-    cluster, message = aborted_judged_canary(traffic, gates=[gate], pause=120)
+    traffic.slow["canary"] = 0.2  # the judge waits for its look; the gate, past the minimum sample, does not
+    cluster, message = aborted_judged_canary(traffic, gates=[GATE], pause=120)
     assert "gate prometheus:error-ratio failed: gate{" in message
     assert cluster.entries[-1]["steps"][0]["judge"]["seconds"] == 20
+
+
+def test_a_threshold_gate_above_its_maximum_over_a_handful_of_requests_is_held_until_it_clears_or_the_end(
+        traffic, monkeypatch):
+    """0.1 requests/s: the canary has not served the judge's minimum sample, so a gate's ratio is noise - held, not
+    obeyed. One that clears does not abort (the policy decides the undecided step); one still above its maximum at
+    the end of the analysis fails the step, even where the policy would promote it."""
+    traffic.rate = 0.1
+    traffic.gate = lambda now: 0.5 if 20 <= now < 60 else 0.0
+    monkeypatch.setattr(load_plugin("plugins/module_utils/colors_release_watch.py"), "prometheus_query",
+                        traffic.answer)  # the gates once more, after the last step
+    cluster = Cluster()
+    canary(cluster, "colors:1.0.0")
+    promote = {**JUDGE, "inconclusive": "promote"}
+    result = judged_canary(cluster, "colors:1.1.0", traffic, judge=promote, gates=[GATE])
+    assert [s["judge"]["state"] for s in result["steps"]] == ["inconclusive", "inconclusive"]
+    assert cluster.image("colors") == "colors:1.1.0"
+
+    traffic.gate = lambda now: 0.5 if now >= 20 else 0.0
+    with pytest.raises(engine.ReleaseFailed) as err:
+        judged_canary(cluster, "colors:1.2.0", traffic, judge=promote, gates=[GATE])
+    assert "gate prometheus:error-ratio failed: gate{" in str(err.value)
+    record = cluster.entries[-1]["steps"][0]["judge"]
+    assert (record["state"], record["seconds"]) == ("aborted", JUDGE["max_analysis"])
+    assert cluster.image("colors") == "colors:1.1.0"
 
 
 def test_too_few_requests_extend_the_analysis_and_the_policy_decides_at_its_end(traffic):
@@ -678,6 +705,25 @@ def test_counters_that_restart_count_from_zero_and_buckets_become_windows(monkey
     for _ in range(3):
         analysis.look()
     assert analysis.sides["canary"].windows["errors"] == [(0, 300), (0, 50)]  # 100 -> 400, then a restart: 50
+
+
+def test_a_gate_over_a_range_is_obeyed_by_the_requests_within_that_range_not_by_all_so_far(traffic):
+    """1 request/s: the canary passes 200 requests at 200 s, but a gate over the last minute never sees more than 60 -
+    its breach stays held to the end of the analysis, where it fails the step."""
+    traffic.rate = 1.0
+    traffic.gate = lambda now: 0.5 if now >= 20 else 0.0
+    gate = {**GATE, "query": "gate{$pods}[1m]"}
+    cluster, message = aborted_judged_canary(traffic, gates=[gate], judge={**JUDGE, "inconclusive": "promote"})
+    assert "gate prometheus:error-ratio failed" in message
+    assert cluster.entries[-1]["steps"][0]["judge"]["seconds"] == JUDGE["max_analysis"]
+
+
+@pytest.mark.parametrize(("query", "seconds"), [
+    ('(sum(rate(r{a="b",s=~"5.."}[2m])) or vector(0)) / sum(rate(r{a="b"}[2m]))', 120),
+    ("histogram_quantile(0.95, sum by (le) (rate(b[5m])))", 300), ("max_over_time(x[1h30m:1m])", 5400),
+    ("rate(x[90s]) > rate(x[1m])", 90), ("up", None)])
+def test_the_range_a_gate_looks_back_over_is_its_longest_range_selector(query, seconds):
+    assert analysis_mod.range_seconds(query) == seconds
 
 
 @pytest.mark.parametrize(("judge", "extra", "problem"), [
