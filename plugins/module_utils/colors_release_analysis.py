@@ -284,8 +284,9 @@ UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 
 
 def range_seconds(query: str) -> float | None:
     """The longest range a query looks back over (`rate(x[2m])`: 120), or None when it has no range selector."""
+    duration = r"(?:\d+(?:ms|[smhdwy]))+"  # 2m, 1h30m (a character class such as "[45].." is none)
     ranges = [sum(float(n) * UNITS[unit] for n, unit in re.findall(r"(\d+)(ms|[smhdwy])", selector))
-              for selector in re.findall(r"\[([0-9smhdwy]+)(?::[0-9smhdwy]*)?\]", query)]
+              for selector in re.findall(rf"\[({duration})(?::(?:{duration})?)?\]", query)]
     return max(ranges) if ranges else None
 
 

@@ -721,7 +721,8 @@ def test_a_gate_over_a_range_is_obeyed_by_the_requests_within_that_range_not_by_
 @pytest.mark.parametrize(("query", "seconds"), [
     ('(sum(rate(r{a="b",s=~"5.."}[2m])) or vector(0)) / sum(rate(r{a="b"}[2m]))', 120),
     ("histogram_quantile(0.95, sum by (le) (rate(b[5m])))", 300), ("max_over_time(x[1h30m:1m])", 5400),
-    ("rate(x[90s]) > rate(x[1m])", 90), ("up", None)])
+    ("rate(x[90s]) > rate(x[1m])", 90), ("up", None), ('rate(r{status=~"[45].."}[5m])', 300),
+    ('r{status=~"[45].."}', None)])
 def test_the_range_a_gate_looks_back_over_is_its_longest_range_selector(query, seconds):
     assert analysis_mod.range_seconds(query) == seconds
 
