@@ -170,9 +170,9 @@ def test_a_release_that_serves_errors_under_traffic_fails_the_error_ratio_of_its
 
 
 # One canary step (1 canary, 1 stable, 1 baseline pod behind the Service); the threshold gates off, so that what
-# decides is the judge.
+# decides is the judge - which the local inventory turns on itself where its gates read Prometheus, as here.
 JUDGED_CANARY = ("-e", json.dumps({"app_release_strategy": "canary", "app_release_canary_steps": [50],
-                                   "app_release_canary_pause": "10s", "app_release_judge_enabled": True,
+                                   "app_release_canary_pause": "10s",
                                    "app_release_judge": test_judge(interval=5, max_analysis=150, min_sample=50),
                                    "app_release_prometheus_gates": []}))
 
