@@ -26,8 +26,8 @@ How a trial is judged - the engine's own code on the way:
      (colors_release_analysis.analyse), its clock the trial's and its instant queries asked of the trial's moment:
      at every look the threshold gates as hard limits, both sides' counters and the judge, with a canary step's bake.
   5. thresholds: the gates of app_release's defaults alone, as before the judge (`app_release_prometheus_gates`:
-     error ratio over 2 minutes > 0.02, p95 over 2 minutes > 0.5 s), read with query_range and judged by the
-     engine's prometheus_verdict once a 5-minute bake is over (waiting for data up to the no-data timeout).
+     error ratio over 2 minutes > 0.02, p95 over 2 minutes > 0.5 s), looked at by the engine's threshold_look at
+     the trial's moment once a 5-minute bake is over (waiting for data up to the no-data timeout).
 Rates are given with their 95 % Wilson intervals.
 
 Usage: bench/judge_bench.py [--trials 400] [--engine-trials 100] [--seed 1] [--max-analysis SECONDS]
@@ -60,15 +60,11 @@ from ansible_collections.colors.deploy.plugins.module_utils import colors_releas
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_analysis import (  # noqa: E402
     Analysis,
     analyse,
-)
-from ansible_collections.colors.deploy.plugins.module_utils.colors_release_health import (  # noqa: E402
-    prometheus_verdict,
+    threshold_look,
 )
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_watch import (  # noqa: E402
-    POD_SELECTOR,
     Target,
     pod_selector,
-    prometheus_query,
     url_target,
 )
 from colors_platform.builds import binary  # noqa: E402 - the package lives beside the project, not on the path
@@ -214,44 +210,25 @@ def judged(analysis: Analysis, looks: int) -> tuple[str, int]:
     return "inconclusive", looks * INTERVAL
 
 
-def gate_points(url: str, t: dict, start: int, looks: int) -> dict[str, dict[float, dict]]:
-    """app_release's threshold gates over the canary's pods, read with query_range at every look: for each gate, the
-    instant answer it would have had at each moment."""
-    points: dict[str, dict[float, dict]] = {}
-    for gate in GATES:
-        query = str(gate["query"]).replace(POD_SELECTOR, pod_selector(NAMESPACE, t["hashes"]["canary"]))
-        answer = prometheus_query(url, query, "/api/v1/query_range", start=start + INTERVAL,
-                                  end=start + looks * INTERVAL, step=INTERVAL)
-        if answer.get("status") != "success":
-            raise SystemExit(f"judge_bench: {query!r} failed: {answer.get('error')}")
-        by_time: dict[float, dict] = {}
-        for series in answer["data"]["result"]:
-            for moment, value in series["values"]:
-                by_time.setdefault(float(moment), {"status": "success", "data": {"result": []}})["data"][
-                    "result"].append({"metric": series["metric"], "value": [moment, value]})
-        points[gate["name"]] = by_time
-    return points
+def at_the_moment(url: str, start: int, now: list[float]) -> Target:
+    """The trial's Prometheus as a release asks it at the trial's moment: instant queries asked of `start + now[0]`
+    (`time=`)."""
+    direct = url_target(url)
+
+    def get(path: str) -> tuple[int, bytes]:
+        return direct.get(f"{path}&time={start + now[0]:.3f}" if path.startswith("/api/v1/query?") else path)
+
+    return Target(f"{url} (the trial's moment)", get)
 
 
-def gate_look(points: dict, start: int, seconds: int) -> tuple[str | None, set[str]]:
-    """The gates at one look, by the engine's prometheus_verdict: (the first failed gate or None, those with data)."""
-    seen = set()
-    for gate in GATES:
-        result = points[gate["name"]].get(float(start + seconds), {"status": "success", "data": {"result": []}})
-        verdict = prometheus_verdict(gate["name"], gate["query"], result, float(gate["max"]))
-        if verdict.state == "failed":
-            return gate["name"], seen
-        if verdict.state == "healthy":
-            seen.add(gate["name"])
-    return None, seen
-
-
-def thresholds(points: dict, start: int) -> tuple[str, int]:
-    """The threshold gates alone, as before the judge: looked at once a 5-minute bake is over (waiting for data up
-    to the no-data timeout)."""
+def thresholds(url: str, t: dict, start: int) -> tuple[str, int]:
+    """The threshold gates alone, as before the judge: the engine's threshold_look once a 5-minute bake is over,
+    again while a gate has no data, up to the no-data timeout. (verdict, seconds)"""
+    now = [0.0]
+    target, selector = at_the_moment(url, start, now), pod_selector(NAMESPACE, t["hashes"]["canary"])
     for seconds in range(THRESHOLD_BAKE, THRESHOLD_BAKE + NO_DATA_TIMEOUT + 1, INTERVAL):
-        failed, seen = gate_look(points, start, seconds)
-        if failed:
+        now[0], seen = seconds, set()
+        if threshold_look(target, GATES, selector, seen):
             return "aborted", seconds
         if len(seen) == len(GATES):
             return "promoted", seconds
@@ -260,16 +237,11 @@ def thresholds(points: dict, start: int) -> tuple[str, int]:
 
 def engine(url: str, t: dict, start: int, max_analysis: int) -> tuple[str, int]:
     """The judged step as a release runs it: colors_release_analysis.analyse itself, its clock the trial's, its
-    instant queries asked of the trial's moment (`time=`) - at every look the threshold gates (hard limits), both
-    sides' counters and the judge, until the step is decided. (verdict, seconds)"""
+    instant queries asked of the trial's moment - at every look the threshold gates (hard limits), both sides'
+    counters and the judge, until the step is decided. (verdict, seconds)"""
     now = [0.0]
-    direct = url_target(url)
-
-    def at_the_moment(path: str) -> tuple[int, bytes]:
-        return direct.get(f"{path}&time={start + now[0]:.3f}" if path.startswith("/api/v1/query?") else path)
-
-    analysis = Analysis(Target(f"{url} (the trial's moment)", at_the_moment),
-                        {**JUDGE, "max_analysis": max_analysis}, pod_selector(NAMESPACE, t["hashes"]["canary"]),
+    analysis = Analysis(at_the_moment(url, start, now), {**JUDGE, "max_analysis": max_analysis},
+                        pod_selector(NAMESPACE, t["hashes"]["canary"]),
                         pod_selector(NAMESPACE, t["hashes"]["baseline"]))
     _, record = analyse(analysis, list, GATES, NO_DATA_TIMEOUT, CANARY_PAUSE, clock=lambda: now[0],
                         sleep=lambda seconds: now.__setitem__(0, now[0] + seconds))
@@ -338,9 +310,9 @@ def main() -> int:
                 analysis = read_back(url, t, start, looks)
                 for side in ("canary", "baseline"):
                     if analysis.sides[side].windows != written(t, side):
-                        mismatched.append(f"{t['hashes'][side]}")
+                        mismatched.append(t["hashes"][side])
                 results.setdefault(key, []).append({"judge": judged(analysis, args.max_analysis // INTERVAL),
-                                                    "threshold": thresholds(gate_points(url, t, start, looks), start)})
+                                                    "threshold": thresholds(url, t, start)})
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
                 for verdict, entry in zip(pool.map(lambda t: engine(url, t, start, args.max_analysis),
                                                    row[:args.engine_trials]), results[key], strict=False):

@@ -295,7 +295,7 @@ def _above(verdict: Verdict) -> bool:
     return verdict.state == "failed" and "value" in (verdict.detail or {})
 
 
-def _threshold_look(target: Target, queries: list[dict], selector: str, seen: set[str]) -> Verdict | None:
+def threshold_look(target: Target, queries: list[dict], selector: str, seen: set[str]) -> Verdict | None:
     """Each threshold gate once: the failed verdict of the first above its maximum (or refused), else None (no data
     is not a failure yet; the names of the gates that had data are added to `seen`)."""
     for check in queries:
@@ -336,7 +336,7 @@ def analyse(analysis: Analysis, states: Callable[[], list[Verdict]], thresholds:
             if state.state == "failed":
                 return Verdict("failed", state.gate, state.evidence, state.detail), record("aborted")
         try:
-            breached = _threshold_look(analysis.target, thresholds, canary_selector, seen)
+            breached = threshold_look(analysis.target, thresholds, canary_selector, seen)
             analysis.look()
             if breached and (not _above(breached) or analysis.served(ranges.get(breached.gate))):
                 return breached, record("aborted")
