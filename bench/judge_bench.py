@@ -56,6 +56,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "collections"))
 sys.path.insert(0, str(REPO / "localplatform"))
+from ansible_collections.colors.deploy.plugins.filter.release import duration_seconds  # noqa: E402
 from ansible_collections.colors.deploy.plugins.module_utils import colors_release_judge as judge  # noqa: E402
 from ansible_collections.colors.deploy.plugins.module_utils.colors_release_analysis import (  # noqa: E402
     Analysis,
@@ -75,7 +76,7 @@ JUDGE = DEFAULTS["app_release_judge"]
 GATES = DEFAULTS["app_release_prometheus_gates"]
 NO_DATA_TIMEOUT = DEFAULTS["app_release_prometheus_no_data_timeout"]
 INTERVAL = int(JUDGE["interval"])  # seconds between two looks (the judge's and the thresholds'), and two scrapes
-CANARY_PAUSE = float(str(DEFAULTS["app_release_canary_pause"]).rstrip("s"))  # a canary step's least bake
+CANARY_PAUSE = duration_seconds(DEFAULTS["app_release_canary_pause"])  # a canary step's least bake
 THRESHOLD_BAKE = 300  # the threshold gates alone: a canary step's 5-minute bake
 PROBE_EVERY = 10  # the kubelet's readiness probe: a GET of /readyz, which the judge must leave out
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)  # app/colors_app/observability.py
