@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import os
 import shutil
 import subprocess
@@ -111,8 +112,12 @@ def _xt_queue_verdict(go: str, moddir: Path, out: Path) -> list[str]:
     of the pinned module with both verdicts of its controller.go replaced and xtqueue.go added, which a go.mod beside
     the copy replaces the module with (files of the module cache itself cannot be overlaid)."""
     module = "sigs.k8s.io/kube-network-policies"
-    found = subprocess.run([go, "list", "-m", "-f", "{{.Dir}}", module], cwd=moddir, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    # `go mod download`, not `go list -m`: on a fresh machine the module is not in the cache yet, and `go list -m`
+    # then names no folder.
+    found = json.loads(subprocess.run([go, "mod", "download", "-json", module], cwd=moddir, check=True,
+                                      capture_output=True, text=True).stdout).get("Dir", "")
+    if not found:
+        raise PlatformError(f"`go mod download {module}` in {moddir} named no folder for the pinned module")
     copy = out / "kube-network-policies"
     shutil.copytree(found, copy, dirs_exist_ok=True)
     # The module cache is read-only: the copy's folders must be writable to patch it and to remove it afterwards.
