@@ -88,7 +88,7 @@ def components(cfg: Config, with_node: bool | None = None) -> list[Component]:
             str(binary(cfg, "kwok")), f"--kubeconfig={pki / 'kwok.kubeconfig'}",
             f"--config={here / 'kwok-stages.yaml'}",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            f"--server-address=127.0.0.1:{p['kwok']}", "--cidr=10.244.0.0/16",
+            f"--server-address=127.0.0.1:{p['kwok']}", f"--cidr={cfg.data['kubernetes']['simulated_pod_cidr']}",
         ], ("http", f"http://127.0.0.1:{p['kwok']}/healthz")),
         component("prometheus", ["prometheus"], [
             str(binary(cfg, "prometheus")), f"--config.file={cfg.prometheus_config}",

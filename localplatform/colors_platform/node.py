@@ -33,6 +33,8 @@ NODE_PROGRAMS = {
 # The nftables table and the NFQUEUE number of the worker node's NetworkPolicy engine.
 NETWORK_POLICY_TABLE = "kube-network-policies"
 NETWORK_POLICY_QUEUE = 98
+# The nftables table that refuses connections to the simulated pods' addresses (_refuse_simulated_pods).
+SIMULATED_PODS_TABLE = "colors-simulated-pods"
 
 
 def _quietly(*argv: str) -> None:
@@ -232,6 +234,20 @@ def _clean_node_host_state(cfg: Config) -> None:
     shutil.rmtree(cfg.node_dir / "ipam", ignore_errors=True)
 
 
+def _refuse_simulated_pods(cfg: Config) -> None:
+    """Refuse every connection from the host or its pods to kwok's pod addresses at once (ICMP host unreachable):
+    kube-proxy applies a Service's endpoints a second after they change, and a connection it still sends to a
+    simulated pod that left must fail, so the caller asks again - out the default route, this machine's network
+    answers it with HTTP 404. After kube-proxy's DNAT (a filter chain of priority 0), not by a route: an unreachable
+    route drops a DNATed packet silently, and its connection hangs until its timeout."""
+    cidr = cfg.data["kubernetes"]["simulated_pod_cidr"]
+    chains = "".join(f"  chain {hook} {{ type filter hook {hook} priority 0; policy accept; "
+                     f"ip daddr {cidr} reject with icmp type host-unreachable; }}\n" for hook in ("output", "forward"))
+    _quietly("nft", "delete", "table", "ip", SIMULATED_PODS_TABLE)
+    subprocess.run(["nft", "-f", "-"], input=f"table ip {SIMULATED_PODS_TABLE} {{\n{chains}}}\n".encode(),
+                   capture_output=True, check=True)
+
+
 def node_components(cfg: Config) -> list[Component]:
     node, node_dir, pki, ports = cfg.node, cfg.node_dir, cfg.pki, cfg.ports
     name, ip = node["name"], host_ip()
@@ -262,7 +278,9 @@ def node_components(cfg: Config) -> list[Component]:
         ], ("http", f"http://127.0.0.1:{ports['kubelet_healthz']}/healthz"), cfg.state),
         Component("kube-proxy", {k: ports[k] for k in ("kube_proxy_healthz", "kube_proxy_metrics")}, [
             str(binary(cfg, "kube-proxy")), f"--config={node_dir / 'kube-proxy.yaml'}", "--v=1",
-        ], ("http", f"http://127.0.0.1:{ports['kube_proxy_healthz']}/livez"), cfg.state),
+        ], ("http", f"http://127.0.0.1:{ports['kube_proxy_healthz']}/livez"), cfg.state,
+            after_start=lambda: _refuse_simulated_pods(cfg),
+            after_stop=lambda: _quietly("nft", "delete", "table", "ip", SIMULATED_PODS_TABLE)),
         *engine,
     ]
 
