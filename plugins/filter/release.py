@@ -10,9 +10,10 @@ import re
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.colors.deploy.plugins.module_utils.colors_release_analysis import UNITS
 
+# A release setting's duration: ms, s, m and h (the engine's table of Prometheus' units has d, w and y besides).
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
 def canary_steps(percents: Any, replicas: Any) -> list[dict[str, int]]:
@@ -57,7 +58,7 @@ def duration_seconds(value: Any) -> float | int:
         raise AnsibleFilterError(
             f"duration_seconds: {value!r} is not a duration; expected seconds or a combination such as "
             "90s, 1m30s, 2h, 500ms")
-    total = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    total = sum(float(n) * UNITS[u] for n, u in parts)
     return int(total) if float(total).is_integer() else total
 
 

@@ -279,6 +279,7 @@ class Analysis:
                            marginal_score=float(self.config.get("marginal_score") or 75))
 
 
+# Prometheus' duration units in seconds (also the release filters' duration_seconds).
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
