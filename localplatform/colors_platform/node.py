@@ -204,8 +204,8 @@ def _stop_node_containers(cfg: Config) -> None:
 
 
 def _clean_node_host_state(cfg: Config) -> None:
-    """Undo what the node leaves on the host: shims, mounts, the nftables tables of kube-proxy and the policy engine,
-    the firewall plugin's chains, the CNI bridge."""
+    """Undo what the node leaves on the host: shims, mounts, the nftables tables of kube-proxy, the policy engine and
+    the simulated pods' refusal, the firewall plugin's chains, the CNI bridge."""
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
@@ -224,6 +224,7 @@ def _clean_node_host_state(cfg: Config) -> None:
     # The policy engine removes its table when it stops; killed, it leaves it, and its queue rule would then drop
     # the first packet of every connection of a guarded pod (nothing reads the queue).
     _quietly("nft", "delete", "table", "inet", NETWORK_POLICY_TABLE)
+    _quietly("nft", "delete", "table", "ip", SIMULATED_PODS_TABLE)
     # The firewall plugin's chains: the pods they accepted are gone (their rules would only accumulate).
     _quietly("iptables", "-D", "FORWARD", "-m", "comment", "--comment", "CNI firewall plugin rules", "-j",
              "CNI-FORWARD")
@@ -279,8 +280,7 @@ def node_components(cfg: Config) -> list[Component]:
         Component("kube-proxy", {k: ports[k] for k in ("kube_proxy_healthz", "kube_proxy_metrics")}, [
             str(binary(cfg, "kube-proxy")), f"--config={node_dir / 'kube-proxy.yaml'}", "--v=1",
         ], ("http", f"http://127.0.0.1:{ports['kube_proxy_healthz']}/livez"), cfg.state,
-            after_start=lambda: _refuse_simulated_pods(cfg),
-            after_stop=lambda: _quietly("nft", "delete", "table", "ip", SIMULATED_PODS_TABLE)),
+            after_start=lambda: _refuse_simulated_pods(cfg)),
         *engine,
     ]
 
