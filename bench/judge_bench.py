@@ -41,7 +41,6 @@ import concurrent.futures
 import math
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -70,6 +69,7 @@ from ansible_collections.colors.deploy.plugins.module_utils.colors_release_watch
 )
 from colors_platform.builds import binary  # noqa: E402 - the package lives beside the project, not on the path
 from colors_platform.config import Config  # noqa: E402
+from colors_platform.database import free_port  # noqa: E402
 
 DEFAULTS = yaml.safe_load((REPO / "roles" / "app_release" / "defaults" / "main.yml").read_text())
 JUDGE = DEFAULTS["app_release_judge"]
@@ -158,17 +158,11 @@ def openmetrics(trials: list[dict], start: int, requests: TextIO, buckets: TextI
             buckets.writelines(line for lines in hist for line in lines)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(tsdb: Path, workdir: Path) -> tuple[subprocess.Popen, str]:
     """A Prometheus of the platform's version on the TSDB, ready: (its process, its URL)."""
     config = workdir / "prometheus.yml"
     config.write_text("global: {}\nscrape_configs: []\n")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(binary(Config.load(), "prometheus")), f"--config.file={config}",
                              f"--storage.tsdb.path={tsdb}", f"--web.listen-address=127.0.0.1:{port}",
                              "--storage.tsdb.retention.time=30d", "--log.level=warn"],
